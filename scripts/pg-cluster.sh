@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# A local PostgreSQL 15 cluster with pg_cron preloaded, listening on loopback only.
+#
+#   pg-cluster.sh init DIR DBNAME [--fast] [--no-cron]   create DIR (idempotent) and pick a free port
+#   pg-cluster.sh start DIR                               start it and create DBNAME if missing; print its URL
+#   pg-cluster.sh stop DIR                                stop it (fast shutdown)
+#   pg-cluster.sh destroy DIR                             stop it and delete DIR
+#   pg-cluster.sh url DIR                                 print its URL
+#
+# DIR holds pgdata/, server.log, port, dbname and password. initdb and pg_ctl refuse to run as root,
+# so when invoked as root they run as the postgres OS user, who then owns DIR.
+set -euo pipefail
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+cmd=${1:-}
+dir=${2:-}
+
+die() { echo "pg-cluster: $*" >&2; exit 2; }
+[[ -n "$cmd" && -n "$dir" ]] || die "usage: pg-cluster.sh init|start|stop|destroy|url DIR [DBNAME] [--fast] [--no-cron]"
+[[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 server binaries not found in $PG_BIN. Run: bash scripts/ensure-postgres.sh"
+
+as_owner() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_port() {
+  local port tries=0
+  while (( tries < 200 )); do
+    port=$(( 20000 + RANDOM % 30000 ))
+    if [[ $port -ne 5432 ]] && ! port_in_use "$port"; then echo "$port"; return 0; fi
+    tries=$((tries + 1))
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+url() {
+  printf 'postgres://postgres:%s@127.0.0.1:%s/%s\n' "$(cat "$dir/password")" "$(cat "$dir/port")" "$(cat "$dir/dbname")"
+}
+
+is_running() { [[ -f "$dir/pgdata/postmaster.pid" ]] && as_owner "$PG_BIN/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; }
+
+case "$cmd" in
+  init)
+    dbname=${3:-}
+    [[ -n "$dbname" ]] || die "init needs a database name"
+    fast=0; cron=1
+    for opt in "${@:4}"; do
+      case "$opt" in
+        --fast) fast=1 ;;
+        --no-cron) cron=0 ;;
+        *) die "unknown option $opt" ;;
+      esac
+    done
+    if [[ -f "$dir/pgdata/PG_VERSION" ]]; then exit 0; fi
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; fi
+    as_owner test -w "$dir" || die "the postgres OS user cannot write to $dir; every parent folder must be searchable by it (chmod o+x) or choose another folder with NEOTOMA_HOME"
+    as_owner bash -c "umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > '$dir/password'"
+    echo "$dbname" | as_owner tee "$dir/dbname" >/dev/null
+    pick_port | as_owner tee "$dir/port" >/dev/null
+    as_owner "$PG_BIN/initdb" -D "$dir/pgdata" -U postgres --pwfile="$dir/password" \
+      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; die "initdb failed in $dir/pgdata"; }
+    {
+      echo "# neotoma-ops local cluster"
+      echo "listen_addresses = '127.0.0.1'"
+      echo "port = $(cat "$dir/port")"
+      echo "unix_socket_directories = ''"
+      echo "timezone = 'UTC'"
+      echo "max_connections = 200"
+      echo "max_worker_processes = 32"
+      if [[ $cron -eq 1 ]]; then
+        echo "shared_preload_libraries = 'pg_cron'"
+        echo "cron.database_name = '$dbname'"
+        # jobs run in background workers, so they need no password over TCP
+        echo "cron.use_background_workers = on"
+        echo "cron.max_running_jobs = 8"
+      fi
+      if [[ $fast -eq 1 ]]; then
+        # throwaway test cluster: durability is not needed
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+      fi
+    } | as_owner tee -a "$dir/pgdata/postgresql.conf" >/dev/null
+    ;;
+  start)
+    [[ -f "$dir/pgdata/PG_VERSION" ]] || die "no cluster in $dir; run init first"
+    if ! is_running; then
+      if ! as_owner "$PG_BIN/pg_ctl" -D "$dir/pgdata" -l "$dir/server.log" -w -t 60 start >/dev/null 2>&1; then
+        echo "pg-cluster: PostgreSQL failed to start; last lines of $dir/server.log:" >&2
+        tail -n 30 "$dir/server.log" >&2 || true
+        exit 2
+      fi
+    fi
+    dbname=$(cat "$dir/dbname")
+    export PGPASSWORD
+    PGPASSWORD=$(cat "$dir/password")
+    # psql expands :'name' / :"name" only in scripts read from stdin, which also quotes them safely
+    psql -X -q -A -t -h 127.0.0.1 -p "$(cat "$dir/port")" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -v name="$dbname" >/dev/null <<'SQL'
+SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'name') AS missing \gset
+\if :missing
+CREATE DATABASE :"name";
+\endif
+SQL
+    url
+    ;;
+  stop)
+    if is_running; then
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/pgdata" -m fast -w -t 60 stop >/dev/null
+    fi
+    ;;
+  destroy)
+    if [[ -d "$dir/pgdata" ]] && is_running; then
+      as_owner "$PG_BIN/pg_ctl" -D "$dir/pgdata" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+    ;;
+  url)
+    url
+    ;;
+  *)
+    die "unknown command $cmd"
+    ;;
+esac

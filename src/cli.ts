@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { OperationalError } from './errors.js';
+import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
+import { openDatabase, start } from './start.js';
+
+const USAGE = `Usage: neotoma-ops <command> [options]
+
+Commands:
+  start                      embedded database (or DATABASE_URL), migrations, then the main job until Ctrl-C
+  migrate up|down|status     apply pending migrations and changed SQL files | revert the last migration | show state
+    --count N                with down: revert N migrations
+
+Environment:
+  DATABASE_URL               postgres://USER:PASSWORD@HOST:PORT/DATABASE; unset = embedded local cluster
+  NEOTOMA_HOME               folder of the embedded cluster and local storage (default ./.neotoma)
+  DEBUG                      set to print stack traces of operational errors`;
+
+function print(line: string): void {
+  console.log(line);
+}
+
+async function databaseUrl(): Promise<string> {
+  return (await openDatabase(print)).url;
+}
+
+async function migrate(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, options: { count: { type: 'string' } }, allowPositionals: true });
+  const action = positionals[0] ?? 'up';
+  const count = values.count === undefined ? undefined : Number(values.count);
+  if (count !== undefined && (!Number.isInteger(count) || count < 1)) {
+    throw new OperationalError(`--count must be a whole number of at least 1, got "${values.count}".`);
+  }
+  const url = await databaseUrl();
+  switch (action) {
+    case 'up': {
+      const r = await migrateUp(url, { log: print });
+      print(
+        r.migrations.length + r.sqlFiles.length === 0
+          ? 'Nothing to apply: the database is up to date.'
+          : `Applied ${r.migrations.length} migration(s) and ${r.sqlFiles.length} SQL file(s).`,
+      );
+      return;
+    }
+    case 'down': {
+      const r = await migrateDown(url, { log: print, count });
+      print(r.migrations.length === 0 ? 'Nothing to revert.' : `Reverted ${r.migrations.join(', ')}.`);
+      return;
+    }
+    case 'status': {
+      const s = await migrationStatus(url);
+      for (const m of s.applied) print(`applied  ${m}`);
+      for (const m of s.pending) print(`pending  ${m}`);
+      for (const f of s.sqlFiles) print(`${f.state.padEnd(8)} ${f.file}`);
+      return;
+    }
+    default:
+      throw new OperationalError(`Unknown migrate action "${action}". Use: migrate up | migrate down [--count N] | migrate status.`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(print);
+    case 'migrate':
+      return migrate(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      print(USAGE);
+      return;
+    default:
+      throw new OperationalError(`Unknown command "${command}".\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    if (err instanceof OperationalError) {
+      console.error(`neotoma-ops: ${err.message}`);
+      if (process.env.DEBUG) console.error(err.stack, err.cause);
+      process.exit(err.exitCode);
+    }
+    console.error(err);
+    process.exit(1);
+  },
+);

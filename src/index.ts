@@ -1,0 +1,4 @@
+export { OperationalError } from './errors.js';
+export { connect, createPool, describeTarget } from './db/connect.js';
+export { LocalCluster, ensurePostgresPackages } from './db/cluster.js';
+export { migrateUp, migrateDown, migrationStatus, MigrationFileError } from './migrate.js';

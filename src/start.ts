@@ -1,0 +1,86 @@
+import path from 'node:path';
+import { connect } from './db/connect.js';
+import { ensurePostgresPackages, LocalCluster } from './db/cluster.js';
+import { migrateUp } from './migrate.js';
+import { neotomaHome } from './paths.js';
+
+export interface Database {
+  url: string;
+  /** Set when this process started the embedded cluster and should stop it on exit. */
+  cluster?: LocalCluster;
+}
+
+/** DATABASE_URL when set; otherwise the embedded cluster under NEOTOMA_HOME, created on first use. */
+export async function openDatabase(log: (line: string) => void): Promise<Database> {
+  const configured = process.env.DATABASE_URL;
+  if (configured) return { url: configured };
+  await ensurePostgresPackages();
+  const cluster = new LocalCluster(path.join(neotomaHome(), 'db'));
+  if (!cluster.exists()) {
+    log(`creating the embedded PostgreSQL 15 cluster in ${cluster.dir}`);
+    await cluster.init({ database: 'neotoma' });
+  }
+  const url = await cluster.start();
+  return { url, cluster };
+}
+
+interface StateRow {
+  migrations: number;
+  jobs: Array<{ jobname: string; schedule: string; active: boolean }> | null;
+  tables: string[] | null;
+}
+
+/** One screen describing the database: URL, migrations, pg_cron jobs and tables. */
+export async function describeDatabase(url: string): Promise<string> {
+  const client = await connect(url);
+  try {
+    const { rows } = await client.query<StateRow>(`
+      SELECT (SELECT count(*)::int FROM neotoma_ops.pgmigrations) AS migrations,
+             (SELECT json_agg(json_build_object('jobname', jobname, 'schedule', schedule, 'active', active) ORDER BY jobname)
+                FROM cron.job) AS jobs,
+             (SELECT array_agg(format('%I.%I', schemaname, tablename) ORDER BY schemaname, tablename)
+                FROM pg_catalog.pg_tables WHERE schemaname IN ('public', 'neotoma_ops')) AS tables`);
+    const s = rows[0];
+    const lines = [
+      `database:   ${url}`,
+      `migrations: ${s?.migrations ?? 0} applied`,
+      `pg_cron:    ${s?.jobs?.length ? '' : 'no jobs'}`,
+      ...(s?.jobs ?? []).map((j) => `  - ${j.jobname.padEnd(32)} ${j.schedule.padEnd(14)} ${j.active ? 'active' : 'paused'}`),
+      `tables:     ${(s?.tables ?? []).join(', ')}`,
+    ];
+    return lines.join('\n');
+  } finally {
+    await client.end();
+  }
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/** `neotoma-ops start`: database up, migrations applied, then the main job until a signal. */
+export async function start(log: (line: string) => void = (l) => console.log(l)): Promise<void> {
+  const db = await openDatabase(log);
+  try {
+    const result = await migrateUp(db.url, { log });
+    log(`migrations: ${result.migrations.length} newly applied, ${result.sqlFiles.length} SQL files (re)applied`);
+    log(await describeDatabase(db.url));
+    log('running; press Ctrl-C to stop');
+    const sig = await untilSignal();
+    log(`${sig} received, stopping`);
+  } finally {
+    if (db.cluster) {
+      await db.cluster.stop();
+      log('embedded database stopped');
+    }
+  }
+}
