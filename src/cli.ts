@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { OperationalError } from './errors.js';
 import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
 import { openDatabase, start } from './start.js';
+import { runWorker } from './worker/command.js';
 
 const USAGE = `Usage: neotoma-ops <command> [options]
 
@@ -10,11 +11,21 @@ Commands:
   start                      embedded database (or DATABASE_URL), migrations, then the main job until Ctrl-C
   migrate up|down|status     apply pending migrations and changed SQL files | revert the last migration | show state
     --count N                with down: revert N migrations
+  worker                     upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)
+    --once                   store what is due now, then exit
+    --concurrency N          uploads at once (default WORKER_CONCURRENCY or 4)
+    --worker-id ID           name recorded on claimed jobs (default HOSTNAME-PID)
 
 Environment:
   DATABASE_URL               postgres://USER:PASSWORD@HOST:PORT/DATABASE; unset = embedded local cluster
   NEOTOMA_HOME               folder of the embedded cluster and local storage (default ./.neotoma)
-  DEBUG                      set to print stack traces of operational errors`;
+  DEBUG                      set to print stack traces of operational errors
+  STORAGE_BACKEND            fs (default) | s3 | supabase; see docs/storage.md for its settings
+  WORKER_POLL_INTERVAL_MS    worker: claim at least this often (default 5000)
+  WORKER_CONCURRENCY         worker: uploads at once (default 4)
+  WORKER_LEASE_SECONDS       worker: lease per claim, extended while uploading (default 300)
+  UPLOAD_TIMEOUT_MS          worker: time allowed for one upload (default 120000)
+  SHUTDOWN_GRACE_MS          worker: time in-flight uploads get on SIGTERM (default 10000)`;
 
 function print(line: string): void {
   console.log(line);
@@ -66,6 +77,9 @@ async function main(argv: string[]): Promise<void> {
       return start(print);
     case 'migrate':
       return migrate(rest);
+    case 'worker':
+      await runWorker({ databaseUrl: await databaseUrl(), args: rest, log: print });
+      return;
     case undefined:
     case 'help':
     case '--help':

@@ -3,6 +3,7 @@ import { connect } from './db/connect.js';
 import { ensurePostgresPackages, LocalCluster } from './db/cluster.js';
 import { migrateUp } from './migrate.js';
 import { neotomaHome } from './paths.js';
+import { runWorker } from './worker/command.js';
 
 export interface Database {
   url: string;
@@ -67,16 +68,19 @@ export function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** `neotoma-ops start`: database up, migrations applied, then the main job until a signal. */
+/**
+ * `neotoma-ops start`: database up, migrations applied, then the upload worker (STORAGE_BACKEND, fs by default)
+ * until SIGINT/SIGTERM: graceful worker shutdown, then the embedded cluster is stopped.
+ */
 export async function start(log: (line: string) => void = (l) => console.log(l)): Promise<void> {
   const db = await openDatabase(log);
   try {
     const result = await migrateUp(db.url, { log });
     log(`migrations: ${result.migrations.length} newly applied, ${result.sqlFiles.length} SQL files (re)applied`);
     log(await describeDatabase(db.url));
-    log('running; press Ctrl-C to stop');
-    const sig = await untilSignal();
-    log(`${sig} received, stopping`);
+    log('running the upload worker; press Ctrl-C to stop');
+    const signal = untilSignal().then((sig) => log(`${sig} received, stopping`));
+    await runWorker({ databaseUrl: db.url, log, stopSignal: signal });
   } finally {
     if (db.cluster) {
       await db.cluster.stop();

@@ -1,0 +1,71 @@
+import { parseArgs } from 'node:util';
+import { OperationalError } from '../errors.js';
+import { createStorageFromEnv } from '../storage/index.js';
+import type { StorageAdapter } from '../storage/types.js';
+import { positiveInteger, workerSettingsFromEnv } from './config.js';
+import { UploadWorker, type WorkerStats } from './worker.js';
+
+export interface RunWorkerOptions {
+  databaseUrl: string;
+  args?: string[];
+  env?: Record<string, string | undefined>;
+  log?: (line: string) => void;
+  /** Storage to use instead of the one STORAGE_BACKEND describes. */
+  storage?: StorageAdapter;
+  /** Resolves when the worker should stop (default: the first SIGINT or SIGTERM). */
+  stopSignal?: Promise<unknown>;
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one ends the process at once. */
+function firstSignal(log: (line: string) => void): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let seen = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (seen) {
+        log(`${sig} received again: exiting without waiting`);
+        process.exit(130);
+      }
+      seen = true;
+      log(`${sig} received: finishing uploads in flight`);
+      resolve(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/** `neotoma-ops worker [--once] [--concurrency N] [--worker-id ID]`, settings from the environment. */
+export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const { values } = parseArgs({
+    args: options.args ?? [],
+    options: {
+      once: { type: 'boolean', default: false },
+      concurrency: { type: 'string' },
+      'worker-id': { type: 'string' },
+    },
+    allowPositionals: false,
+  });
+  const settings = workerSettingsFromEnv(env);
+  const concurrency = positiveInteger(values.concurrency, '--concurrency') ?? settings.concurrency;
+  const workerId = values['worker-id']?.trim();
+  if (values['worker-id'] !== undefined && !workerId) throw new OperationalError('--worker-id must not be empty.');
+  const storage = options.storage ?? createStorageFromEnv(env);
+  const worker = new UploadWorker({
+    ...settings,
+    concurrency,
+    databaseUrl: options.databaseUrl,
+    storage,
+    once: values.once ?? false,
+    log,
+    ...(workerId ? { workerId } : {}),
+  });
+  const stop = options.stopSignal ?? firstSignal(log);
+  void stop.then(() => worker.stop());
+  try {
+    return await worker.run();
+  } finally {
+    if (!options.storage) await storage.close?.();
+  }
+}

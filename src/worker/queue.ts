@@ -1,0 +1,66 @@
+import type pg from 'pg';
+
+/** A job handed out by `claim_upload_jobs`; every later call presents its `lease_token`. */
+export interface ClaimedJob {
+  job_id: string;
+  lease_token: string;
+  source_id: string;
+  user_id: string;
+  bucket: string;
+  storage_path: string;
+  content_hash: string;
+  byte_size: string;
+  mime_type: string;
+  retry_count: number;
+  locked_until: Date;
+}
+
+type Db = pg.Pool | pg.ClientBase;
+
+function interval(seconds: number): string {
+  return `${seconds} seconds`;
+}
+
+/** Typed calls of the queue functions (design §4.3). Stale tokens come back as null / false, never as errors. */
+export const queue = {
+  async claim(db: Db, workerId: string, limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
+    const { rows } = await db.query<ClaimedJob>(
+      `SELECT job_id, lease_token, source_id, user_id, bucket, storage_path, content_hash, byte_size, mime_type,
+              retry_count, locked_until
+         FROM public.claim_upload_jobs($1, $2, $3::interval)`,
+      [workerId, limit, interval(leaseSeconds)],
+    );
+    return rows;
+  },
+
+  /** The queued bytes, or null when the lease is no longer ours. */
+  async content(db: Db, jobId: string, token: string): Promise<Buffer | null> {
+    const { rows } = await db.query<{ content: Buffer | null }>('SELECT public.upload_job_content($1, $2) AS content', [jobId, token]);
+    return rows[0]?.content ?? null;
+  },
+
+  /** The new lease end, or null when the lease is no longer ours. */
+  async extend(db: Db, jobId: string, token: string, leaseSeconds: number): Promise<Date | null> {
+    const { rows } = await db.query<{ until: Date | null }>('SELECT public.extend_upload_lease($1, $2, $3::interval) AS until', [
+      jobId,
+      token,
+      interval(leaseSeconds),
+    ]);
+    return rows[0]?.until ?? null;
+  },
+
+  async complete(db: Db, jobId: string, token: string, storageUrl: string | null): Promise<boolean> {
+    const { rows } = await db.query<{ ok: boolean }>('SELECT public.complete_upload_job($1, $2, $3) AS ok', [jobId, token, storageUrl]);
+    return rows[0]?.ok === true;
+  },
+
+  async fail(db: Db, jobId: string, token: string, message: string, retryable: boolean): Promise<boolean> {
+    const { rows } = await db.query<{ ok: boolean }>('SELECT public.fail_upload_job($1, $2, $3, $4) AS ok', [
+      jobId,
+      token,
+      message.slice(0, 2000),
+      retryable,
+    ]);
+    return rows[0]?.ok === true;
+  },
+};

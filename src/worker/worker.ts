@@ -1,0 +1,357 @@
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import type pg from 'pg';
+import { connect, createPool } from '../db/connect.js';
+import { toStorageError } from '../storage/classify.js';
+import { StorageError, type StorageAdapter } from '../storage/types.js';
+import { Backoff, sleep } from './backoff.js';
+import { queue, type ClaimedJob } from './queue.js';
+
+export const UPLOAD_QUEUE_CHANNEL = 'upload_queue';
+
+export interface WorkerOptions {
+  databaseUrl: string;
+  storage: StorageAdapter;
+  /** Recorded as `locked_by` on claimed jobs (default `{hostname}-{pid}`). */
+  workerId?: string;
+  /** Uploads running at once; also the claim batch size (default 4). */
+  concurrency?: number;
+  /** Claim this often even without a notification (default 5000 ms). */
+  pollIntervalMs?: number;
+  /** Lease taken per claim and per extension (default 300 s); extended every third of it while uploading. */
+  leaseSeconds?: number;
+  /** Time allowed for one upload (default 120 s). */
+  uploadTimeoutMs?: number;
+  /** On stop, time in-flight uploads get to finish before they are failed back to the queue (default 10 s). */
+  shutdownGraceMs?: number;
+  /** Drain what is due now, then return (no LISTEN). */
+  once?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface WorkerStats {
+  claimed: number;
+  completed: number;
+  /** Failed back to the queue as retryable (storage error, timeout). */
+  retried: number;
+  /** Failed as not retryable (4xx, permissions, corrupt bytes). */
+  failed: number;
+  /** Failed back at shutdown because the grace period ran out. */
+  released: number;
+  /** Jobs whose lease was taken over before this worker could report (another worker owns them now). */
+  lost: number;
+}
+
+class LeaseLost extends Error {
+  constructor() {
+    super('lease lost');
+  }
+}
+
+class ShuttingDown extends Error {
+  constructor() {
+    super('worker shutting down');
+  }
+}
+
+interface InFlight {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The upload worker: LISTENs on `upload_queue` and polls; claims due jobs in batches (fenced leases); uploads each
+ * with a timeout while extending its lease; completes or fails it (retryable or not). Survives the database going
+ * away (backoff, reconnect). `stop()` stops claiming, lets in-flight uploads finish within the grace period, then
+ * fails the rest back to the queue as retryable.
+ */
+export class UploadWorker {
+  readonly workerId: string;
+  readonly stats: WorkerStats = { claimed: 0, completed: 0, retried: 0, failed: 0, released: 0, lost: 0 };
+  private readonly storage: StorageAdapter;
+  private readonly databaseUrl: string;
+  private readonly concurrency: number;
+  private readonly pollIntervalMs: number;
+  private readonly leaseSeconds: number;
+  private readonly uploadTimeoutMs: number;
+  private readonly shutdownGraceMs: number;
+  private readonly once: boolean;
+  private readonly log: (line: string) => void;
+  private readonly pool: pg.Pool;
+  private readonly inFlight = new Map<string, InFlight>();
+  private readonly stopController = new AbortController();
+  private stopping = false;
+  private wakeFlag = false;
+  private wakeWaiter: (() => void) | undefined;
+  private listener: pg.Client | undefined;
+
+  constructor(options: WorkerOptions) {
+    this.databaseUrl = options.databaseUrl;
+    this.storage = options.storage;
+    this.workerId = options.workerId ?? `${os.hostname()}-${process.pid}`;
+    this.concurrency = options.concurrency ?? 4;
+    this.pollIntervalMs = options.pollIntervalMs ?? 5000;
+    this.leaseSeconds = options.leaseSeconds ?? 300;
+    this.uploadTimeoutMs = options.uploadTimeoutMs ?? 120_000;
+    this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+    this.once = options.once ?? false;
+    this.log = options.log ?? ((line) => console.log(line));
+    this.pool = createPool(this.databaseUrl, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
+  }
+
+  /** Asks the worker to stop (idempotent); `run()` resolves once in-flight work is settled. */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.say('stopping: no new claims');
+    this.stopController.abort();
+    this.wake();
+    void this.listener?.end().catch(() => undefined);
+  }
+
+  /** Runs until `stop()` (or, with `once`, until nothing is due) and returns what it did. */
+  async run(): Promise<WorkerStats> {
+    this.say(
+      `started (${this.storage.backend} storage, concurrency ${this.concurrency}, lease ${this.leaseSeconds} s, ` +
+        `${this.once ? 'once' : `poll every ${this.pollIntervalMs} ms`})`,
+    );
+    const listening = this.once ? Promise.resolve() : this.listen();
+    const backoff = new Backoff(250, 15_000);
+    let dbDown = false;
+    try {
+      while (!this.stopping) {
+        const free = this.concurrency - this.inFlight.size;
+        let claimed = 0;
+        if (free > 0) {
+          try {
+            const jobs = await queue.claim(this.pool, this.workerId, free, this.leaseSeconds);
+            if (dbDown) this.say('database reachable again');
+            dbDown = false;
+            backoff.reset();
+            claimed = jobs.length;
+            this.stats.claimed += claimed;
+            for (const job of jobs) this.launch(job);
+          } catch (err) {
+            if (!dbDown) this.say(`cannot claim: ${describe(err)}; retrying with backoff`);
+            dbDown = true;
+            if (this.once && backoff.failures >= 8) throw new Error(`database unavailable: ${describe(err)}`, { cause: err });
+            await sleep(backoff.next(), this.stopController.signal);
+            continue;
+          }
+          if (claimed === free) continue; // a full batch: more may be due
+        }
+        if (this.once && claimed === 0 && this.inFlight.size === 0) break;
+        await this.waitForWake(this.once ? 60_000 : this.pollIntervalMs);
+      }
+    } finally {
+      await this.shutdown();
+      await listening;
+      await this.pool.end().catch(() => undefined);
+    }
+    this.say(
+      `stopped (claimed=${this.stats.claimed} completed=${this.stats.completed} retried=${this.stats.retried} ` +
+        `failed=${this.stats.failed} released=${this.stats.released} lost=${this.stats.lost})`,
+    );
+    return this.stats;
+  }
+
+  private say(line: string): void {
+    this.log(`worker ${this.workerId}: ${line}`);
+  }
+
+  private wake(): void {
+    if (this.wakeWaiter) this.wakeWaiter();
+    else this.wakeFlag = true;
+  }
+
+  private waitForWake(ms: number): Promise<void> {
+    if (this.wakeFlag || this.stopping) {
+      this.wakeFlag = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.wakeWaiter = undefined;
+        this.wakeFlag = false;
+        resolve();
+      };
+      const timer = setTimeout(finish, ms);
+      this.wakeWaiter = finish;
+    });
+  }
+
+  /** Keeps one LISTEN connection open, reconnecting with backoff; every notification wakes the claim loop. */
+  private async listen(): Promise<void> {
+    const backoff = new Backoff(250, 15_000);
+    let everListened = false;
+    let failing = false;
+    while (!this.stopping) {
+      let client: pg.Client | undefined;
+      try {
+        client = await connect(this.databaseUrl, {
+          applicationName: `neotoma-ops listener ${this.workerId}`.slice(0, 63),
+          connectTimeoutMs: 5000,
+        });
+        const c = client;
+        const ended = new Promise<void>((resolve) => {
+          c.once('end', resolve);
+          c.once('error', () => resolve());
+        });
+        c.on('notification', () => this.wake());
+        await c.query(`LISTEN ${UPLOAD_QUEUE_CHANNEL}`);
+        this.listener = c;
+        if (!this.stopping) {
+          this.say(everListened ? `listening on ${UPLOAD_QUEUE_CHANNEL} again` : `listening on ${UPLOAD_QUEUE_CHANNEL}`);
+          everListened = true;
+          failing = false;
+          backoff.reset();
+          this.wake(); // work may have become due while not listening
+          await ended;
+        }
+      } catch (err) {
+        if (!failing) this.say(`listener: ${describe(err)}; reconnecting with backoff`);
+        failing = true;
+      }
+      this.listener = undefined;
+      await client?.end().catch(() => undefined);
+      if (!this.stopping) await sleep(backoff.next(), this.stopController.signal);
+    }
+  }
+
+  private launch(job: ClaimedJob): void {
+    const controller = new AbortController();
+    const entry: InFlight = { controller, done: Promise.resolve() };
+    this.inFlight.set(job.job_id, entry);
+    entry.done = this.process(job, controller)
+      .catch((err: unknown) => this.say(`job ${job.job_id}: ${describe(err)}`))
+      .finally(() => {
+        this.inFlight.delete(job.job_id);
+        this.wake();
+      });
+  }
+
+  /**
+   * Runs a queue call, retrying while the database is unreachable (bounded), so a short outage does not turn a
+   * finished upload into a retry. A stale token is an answer (false/null), not an error.
+   */
+  private async report<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + Math.max(10_000, this.leaseSeconds * 1000);
+    const backoff = new Backoff(200, 5000);
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        const sqlState = (err as { code?: unknown }).code;
+        // An answer from the database (SQLSTATE class other than connection/shutdown/resources) is final.
+        if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && !/^(08|57|53)/.test(sqlState)) throw err;
+        if (Date.now() >= deadline) throw new Error(`${what}: database unavailable: ${describe(err)}`, { cause: err });
+        await sleep(backoff.next());
+      }
+    }
+  }
+
+  private async process(job: ClaimedJob, controller: AbortController): Promise<void> {
+    const id = job.job_id;
+    const token = job.lease_token;
+    let extending = false;
+    const extender = setInterval(
+      () => {
+        if (extending) return;
+        extending = true;
+        queue
+          .extend(this.pool, id, token, this.leaseSeconds)
+          .then((until) => {
+            if (until === null && !controller.signal.aborted) controller.abort(new LeaseLost());
+          })
+          .catch(() => undefined) // database unreachable: the next tick tries again
+          .finally(() => {
+            extending = false;
+          });
+      },
+      Math.max(100, (this.leaseSeconds * 1000) / 3),
+    );
+    const timeout = AbortSignal.timeout(this.uploadTimeoutMs);
+    try {
+      let uploadError: StorageError | undefined;
+      try {
+        const content = await this.report('upload_job_content', () => queue.content(this.pool, id, token));
+        if (content === null) throw new LeaseLost();
+        controller.signal.throwIfAborted();
+        const actual = createHash('sha256').update(content).digest('hex');
+        if (actual !== job.content_hash) {
+          throw new StorageError(`queued bytes hash to ${actual}, expected ${job.content_hash}`, { retryable: false });
+        }
+        await this.storage.put({
+          bucket: job.bucket,
+          key: job.storage_path,
+          body: content,
+          contentType: job.mime_type,
+          contentHash: job.content_hash,
+          signal: AbortSignal.any([controller.signal, timeout]),
+        });
+      } catch (err) {
+        const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
+        if (reason instanceof LeaseLost) {
+          this.stats.lost++;
+          this.say(`job ${id}: lease lost; another worker owns it now`);
+          return;
+        }
+        if (reason instanceof ShuttingDown) {
+          const ok = await this.report('fail_upload_job', () =>
+            queue.fail(this.pool, id, token, 'worker shut down before the upload finished', true),
+          );
+          if (ok) this.stats.released++;
+          else this.stats.lost++;
+          return;
+        }
+        uploadError = timeout.aborted
+          ? new StorageError(`${this.storage.backend}: upload timed out after ${this.uploadTimeoutMs} ms`, { retryable: true })
+          : toStorageError(err, this.storage.backend, 'upload');
+      }
+
+      if (uploadError) {
+        const retryable = uploadError.retryable;
+        const ok = await this.report('fail_upload_job', () => queue.fail(this.pool, id, token, uploadError.message, retryable));
+        if (!ok) this.stats.lost++;
+        else if (retryable) this.stats.retried++;
+        else this.stats.failed++;
+        this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`);
+        return;
+      }
+      const ok = await this.report('complete_upload_job', () => queue.complete(this.pool, id, token, job.storage_path));
+      if (ok) this.stats.completed++;
+      else {
+        this.stats.lost++;
+        this.say(`job ${id}: stored, but the lease had passed to another worker; it will store the same object`);
+      }
+    } finally {
+      clearInterval(extender);
+    }
+  }
+
+  /** Grace period for in-flight uploads, then the rest are failed back to the queue as retryable. */
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.stopController.abort();
+    if (this.inFlight.size === 0) return;
+    const pending = (): Promise<unknown> => Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
+    this.say(`waiting up to ${this.shutdownGraceMs} ms for ${this.inFlight.size} upload(s) in flight`);
+    let graceOver = false;
+    const cancelTimer = new AbortController();
+    const timer = sleep(this.shutdownGraceMs, cancelTimer.signal).then(() => {
+      graceOver = !cancelTimer.signal.aborted;
+    });
+    await Promise.race([pending(), timer]);
+    cancelTimer.abort();
+    if (graceOver && this.inFlight.size > 0) {
+      this.say(`grace period over: failing ${this.inFlight.size} upload(s) back to the queue`);
+      for (const f of this.inFlight.values()) f.controller.abort(new ShuttingDown());
+    }
+    await pending();
+  }
+}
