@@ -33,7 +33,8 @@ BEGIN
   UPDATE public.sources AS s SET storage_status = 'pending' WHERE s.id = v_job.source_id;
   PERFORM neotoma_ops.upload_queue_count('upload_requeued_total', 1);
   PERFORM pg_catalog.pg_notify('upload_queue',
-    pg_catalog.jsonb_build_object('event', 'requeued', 'job_id', p_job_id, 'due_at', now())::text);
+    pg_catalog.jsonb_build_object('event', 'requeued', 'job_id', p_job_id, 'due_at',
+      pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text);
   RETURN p_job_id;
 END
 $$;

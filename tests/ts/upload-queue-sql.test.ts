@@ -166,12 +166,17 @@ describe('NOTIFY upload_queue', () => {
 
       // inside an open transaction nothing is sent yet
       await admin.query('BEGIN');
+      await admin.query(`SET LOCAL TimeZone = 'America/New_York'`);
       const job = await dueJob(admin);
       await new Promise((r) => setTimeout(r, 200));
       expect(received.filter((m) => m.job_id === job)).toEqual([]);
       await admin.query('COMMIT');
       const enq = await waitFor((m) => m.event === 'enqueued' && m.job_id === job);
-      expect(typeof enq.due_at).toBe('string');
+      // due_at is UTC ISO 8601 whatever the session TimeZone, about 30 s ahead (retry 1)
+      expect(enq.due_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
+      const ahead = Date.parse(String(enq.due_at)) - Date.now();
+      expect(ahead).toBeGreaterThan(20_000);
+      expect(ahead).toBeLessThan(40_000);
 
       const result = await admin.query<{ r: { due: number } }>('SELECT public.process_upload_queue() AS r');
       expect(result.rows[0]!.r.due).toBe(1);
