@@ -14,6 +14,7 @@ let endpoint: string;
 let dir: string;
 
 beforeAll(async () => {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-s3-'));
   server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: 'sources' }] });
   const { port } = await server.run();

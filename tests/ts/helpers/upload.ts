@@ -85,12 +85,17 @@ export interface WorkerProcess {
 
 /** `node dist/cli.js worker ...` as a child process; output lines are collected. */
 export function spawnWorker(args: string[], env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, [path.join(projectRoot, 'dist', 'cli.js'), 'worker', ...args], {
+  return spawnCli(['worker', ...args], env);
+}
+
+/** `node dist/cli.js ...` as a child process; output lines are collected. */
+export function spawnCli(args: string[], env: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, [path.join(projectRoot, 'dist', 'cli.js'), ...args], {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
-  const waiters = new Set<{ re: RegExp; resolve: (l: string) => void }>();
+  const waiters = new Set<{ re: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }>();
   const onData = (buf: Buffer): void => {
     for (const l of buf.toString().split('\n')) {
       if (!l) continue;
@@ -100,8 +105,14 @@ export function spawnWorker(args: string[], env: Record<string, string>): Worker
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
+  let gone = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('exit', (code, signal) => {
+      gone = true;
+      resolve({ code, signal });
+      for (const w of waiters) w.reject(new Error(`the process exited (${code ?? signal}) before printing ${w.re}; output:\n${output.join('\n')}`));
+      waiters.clear();
+    }),
   );
   return {
     child,
@@ -110,8 +121,9 @@ export function spawnWorker(args: string[], env: Record<string, string>): Worker
     line(re, timeoutMs = 15_000) {
       const seen = output.find((l) => re.test(l));
       if (seen) return Promise.resolve(seen);
+      if (gone) return Promise.reject(new Error(`the process has exited; no line matching ${re}; output:\n${output.join('\n')}`));
       return new Promise((resolve, reject) => {
-        const w = { re, resolve: (l: string) => (clearTimeout(t), resolve(l)) };
+        const w = { re, resolve: (l: string) => (clearTimeout(t), resolve(l)), reject: (e: Error) => (clearTimeout(t), reject(e)) };
         const t = setTimeout(() => {
           waiters.delete(w);
           reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output:\n${output.join('\n')}`));
