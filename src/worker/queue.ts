@@ -39,6 +39,30 @@ export const queue = {
     return rows[0]?.content ?? null;
   },
 
+  /**
+   * The queued bytes read in slices of `sliceBytes` into one buffer of `byteSize` (peak memory ≈ the payload plus
+   * one slice, instead of the payload plus its hex text), or null when the lease is no longer ours.
+   */
+  async contentInSlices(db: Db, jobId: string, token: string, byteSize: number, sliceBytes: number): Promise<Buffer | null> {
+    const out = Buffer.allocUnsafe(byteSize);
+    let offset = 0;
+    while (offset < byteSize) {
+      const length = Math.min(sliceBytes, byteSize - offset);
+      const { rows } = await db.query<{ slice: Buffer | null }>('SELECT public.upload_job_content_slice($1, $2, $3, $4) AS slice', [
+        jobId,
+        token,
+        offset,
+        length,
+      ]);
+      const slice = rows[0]?.slice;
+      if (slice === null || slice === undefined) return null;
+      if (slice.length !== length) throw new Error(`job ${jobId}: payload slice at ${offset} has ${slice.length} bytes, expected ${length}`);
+      slice.copy(out, offset);
+      offset += length;
+    }
+    return out;
+  },
+
   /** The new lease end, or null when the lease is no longer ours. */
   async extend(db: Db, jobId: string, token: string, leaseSeconds: number): Promise<Date | null> {
     const { rows } = await db.query<{ until: Date | null }>('SELECT public.extend_upload_lease($1, $2, $3::interval) AS until', [

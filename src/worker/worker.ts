@@ -9,6 +9,9 @@ import { queue, type ClaimedJob } from './queue.js';
 
 export const UPLOAD_QUEUE_CHANNEL = 'upload_queue';
 
+/** Payloads larger than this are fetched from the database in slices of this size. */
+const SLICE_BYTES = 4 << 20;
+
 export interface WorkerOptions {
   databaseUrl: string;
   storage: StorageAdapter;
@@ -279,7 +282,12 @@ export class UploadWorker {
     try {
       let uploadError: StorageError | undefined;
       try {
-        const content = await this.report('upload_job_content', () => queue.content(this.pool, id, token));
+        const size = Number(job.byte_size);
+        const content = await this.report('upload_job_content', () =>
+          size > SLICE_BYTES
+            ? queue.contentInSlices(this.pool, id, token, size, SLICE_BYTES)
+            : queue.content(this.pool, id, token),
+        );
         if (content === null) throw new LeaseLost();
         controller.signal.throwIfAborted();
         const actual = createHash('sha256').update(content).digest('hex');
