@@ -168,6 +168,7 @@ DROP FUNCTION IF EXISTS public.requeue_upload_job(uuid);
 DROP FUNCTION IF EXISTS public.fail_upload_job(uuid, uuid, text, boolean);
 DROP FUNCTION IF EXISTS public.complete_upload_job(uuid, uuid, text);
 DROP FUNCTION IF EXISTS public.extend_upload_lease(uuid, uuid, interval);
+DROP FUNCTION IF EXISTS public.upload_job_content_range(uuid, uuid, bigint, integer);
 DROP FUNCTION IF EXISTS public.upload_job_content(uuid, uuid);
 DROP FUNCTION IF EXISTS public.claim_upload_jobs(text, integer, interval);
 DROP FUNCTION IF EXISTS public.enqueue_upload(uuid, bytea, text);

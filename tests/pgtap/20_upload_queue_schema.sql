@@ -2,7 +2,7 @@
 -- (one open job per source, claim order), queue autovacuum settings, RLS, grants, the pg_cron job, the claim
 -- query plan, and what anon/authenticated/service_role may do.
 BEGIN;
-SELECT plan(65);
+SELECT plan(66);
 
 -- sources.storage_status
 SELECT has_column('public', 'sources', 'storage_status', 'sources.storage_status exists');
@@ -114,12 +114,13 @@ CREATE TEMP TABLE queue_functions AS
 SELECT p.oid::regprocedure AS fn FROM pg_proc AS p
  WHERE p.oid IN ('public.upload_retry_delay(integer)'::regprocedure, 'public.enqueue_upload(uuid, bytea, text)'::regprocedure,
    'public.claim_upload_jobs(text, integer, interval)'::regprocedure, 'public.upload_job_content(uuid, uuid)'::regprocedure,
+   'public.upload_job_content_range(uuid, uuid, bigint, integer)'::regprocedure,
    'public.extend_upload_lease(uuid, uuid, interval)'::regprocedure, 'public.complete_upload_job(uuid, uuid, text)'::regprocedure,
    'public.fail_upload_job(uuid, uuid, text, boolean)'::regprocedure, 'public.requeue_upload_job(uuid)'::regprocedure,
    'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_count(text, bigint)'::regprocedure,
    'neotoma_ops.upload_queue_counter_totals()'::regprocedure,
    'neotoma_ops.upload_job_record_failure(uuid, text, boolean)'::regprocedure);
-SELECT is((SELECT count(*)::int FROM queue_functions), 12, 'all twelve queue functions exist');
+SELECT is((SELECT count(*)::int FROM queue_functions), 13, 'all thirteen queue functions exist');
 SELECT is((SELECT array_agg(fn::text) FROM queue_functions
             WHERE has_function_privilege('authenticated', fn, 'EXECUTE') OR has_function_privilege('anon', fn, 'EXECUTE')),
   NULL, 'neither authenticated nor anon may execute any queue function');
@@ -145,6 +146,8 @@ SELECT throws_ok($$SELECT lease_token FROM public.upload_queue$$, '42501', NULL,
 SELECT throws_ok($$SELECT content FROM public.upload_queue_payloads$$, '42501', NULL, 'a user cannot read queued bytes');
 SELECT throws_ok($$SELECT public.upload_job_content(id, gen_random_uuid()) FROM public.upload_queue$$, '42501', NULL,
   'a user cannot call upload_job_content()');
+SELECT throws_ok($$SELECT public.upload_job_content_range(id, gen_random_uuid(), 0, 10) FROM public.upload_queue$$, '42501', NULL,
+  'a user cannot call upload_job_content_range()');
 SELECT throws_ok($$SELECT * FROM public.claim_upload_jobs('me')$$, '42501', NULL, 'a user cannot claim jobs');
 SELECT throws_ok($$SELECT public.enqueue_upload('aaaaaaaa-0000-0000-0000-00000000000a', 'mine'::bytea)$$, '42501', NULL,
   'a user cannot enqueue');
@@ -167,6 +170,7 @@ BEGIN
   SELECT c.job_id, c.lease_token INTO v_job, v_token FROM public.claim_upload_jobs('svc', 1) AS c;
   v_bytes := public.upload_job_content(v_job, v_token);
   IF v_bytes IS DISTINCT FROM 'mine'::bytea THEN RAISE EXCEPTION 'content: %', v_bytes; END IF;
+  IF public.upload_job_content_range(v_job, v_token, 1, 3) IS DISTINCT FROM 'ine'::bytea THEN RAISE EXCEPTION 'range'; END IF;
   IF public.extend_upload_lease(v_job, v_token) IS NULL THEN RAISE EXCEPTION 'extend failed'; END IF;
   IF NOT public.fail_upload_job(v_job, v_token, 'HTTP 400', false) THEN RAISE EXCEPTION 'fail failed'; END IF;
   PERFORM public.requeue_upload_job(v_job);
@@ -176,7 +180,7 @@ BEGIN
   PERFORM * FROM neotoma_ops.upload_queue_counter_totals();
   RESET ROLE;
 END
-$flow$ $$, 'service_role can enqueue, claim, read bytes, extend, fail, requeue, complete and process');
+$flow$ $$, 'service_role can enqueue, claim, read bytes and slices, extend, fail, requeue, complete and process');
 SELECT is((SELECT status FROM public.upload_queue WHERE source_id = 'aaaaaaaa-0000-0000-0000-00000000000a'), 'completed',
   'the service-role flow completed the job');
 

@@ -3,7 +3,7 @@
 -- failure, requeue, fencing of stale leases, and process_upload_queue() (rescue, prune, due, idempotence).
 -- Time is moved by backdating next_retry_at / locked_until; now() is fixed for the whole transaction.
 BEGIN;
-SELECT plan(105);
+SELECT plan(111);
 
 CREATE TEMP TABLE t_jobs (name text PRIMARY KEY, source_id uuid, job_id uuid, token uuid);
 CREATE TEMP TABLE t_counters_before AS SELECT * FROM neotoma_ops.upload_queue_counter_totals();
@@ -150,6 +150,17 @@ SELECT is(pg_temp.counted('upload_retries_total'), 3::bigint, 'each claimed job 
 UPDATE t_jobs AS t SET token = c.lease_token FROM t_claim1 AS c WHERE c.job_id = t.job_id;
 SELECT is(public.upload_job_content(pg_temp.job('b30'), pg_temp.token('b30')), 'b30'::bytea, 'the lease holder gets the bytes');
 SELECT is(public.upload_job_content(pg_temp.job('b30'), gen_random_uuid()), NULL, 'a wrong token gets no bytes');
+SELECT is(public.upload_job_content_range(pg_temp.job('b30'), pg_temp.token('b30'), 0, 2), 'b3'::bytea,
+  'the lease holder reads a slice from offset 0');
+SELECT is(public.upload_job_content_range(pg_temp.job('b30'), pg_temp.token('b30'), 1, 1000), '30'::bytea,
+  'a slice running past the end is cut at the end');
+SELECT is(public.upload_job_content_range(pg_temp.job('b30'), pg_temp.token('b30'), 3, 10), ''::bytea,
+  'a slice starting at byte_size is empty');
+SELECT is(public.upload_job_content_range(pg_temp.job('b30'), gen_random_uuid(), 0, 10), NULL, 'a wrong token gets no slice');
+SELECT throws_ok(format('SELECT public.upload_job_content_range(%L, %L, -1, 10)', pg_temp.job('b30'), pg_temp.token('b30')),
+  '22023', 'p_offset must be a byte offset between 0 and 2147483647, got -1', 'a negative offset is refused with 22023');
+SELECT throws_ok(format('SELECT public.upload_job_content_range(%L, %L, 0, 0)', pg_temp.job('b30'), pg_temp.token('b30')),
+  '22023', 'p_length must be between 1 and 67108864 (64 MiB), got 0', 'a zero length is refused with 22023');
 SELECT is(public.extend_upload_lease(pg_temp.job('b30'), pg_temp.token('b30'), interval '10 minutes'),
   now() + interval '10 minutes', 'the lease holder extends the lease');
 SELECT is(public.extend_upload_lease(pg_temp.job('b30'), gen_random_uuid(), interval '1 hour'), NULL,
