@@ -48,7 +48,7 @@ export const queue = {
     let offset = 0;
     while (offset < byteSize) {
       const length = Math.min(sliceBytes, byteSize - offset);
-      const { rows } = await db.query<{ slice: Buffer | null }>('SELECT public.upload_job_content_slice($1, $2, $3, $4) AS slice', [
+      const { rows } = await db.query<{ slice: Buffer | null }>('SELECT public.upload_job_content_range($1, $2, $3, $4) AS slice', [
         jobId,
         token,
         offset,
