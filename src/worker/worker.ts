@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
 import { connect, createPool } from '../db/connect.js';
+import { OperationalError } from '../errors.js';
 import { toStorageError } from '../storage/classify.js';
 import { StorageError, type StorageAdapter } from '../storage/types.js';
 import { Backoff, sleep } from './backoff.js';
@@ -60,6 +61,16 @@ class ShuttingDown extends Error {
 interface InFlight {
   controller: AbortController;
   done: Promise<void>;
+}
+
+/**
+ * True for an error the database answered with (a SQLSTATE outside the classes of lost connections (08),
+ * shutdown / admin intervention (57), insufficient resources (53) and serialization / deadlock (40)):
+ * retrying the same call will not help.
+ */
+function isFinalDatabaseAnswer(err: unknown): boolean {
+  const sqlState = (err as { code?: unknown } | null)?.code;
+  return typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && !/^(08|57|53|40)/.test(sqlState);
 }
 
 function describe(err: unknown): string {
@@ -139,6 +150,13 @@ export class UploadWorker {
             this.stats.claimed += claimed;
             for (const job of jobs) this.launch(job);
           } catch (err) {
+            if (isFinalDatabaseAnswer(err)) {
+              throw new OperationalError(
+                `cannot claim upload jobs: ${describe(err)}. Is the database migrated? Run "neotoma-ops migrate up" ` +
+                  'with the same DATABASE_URL, and check that the role may execute the queue functions.',
+                { cause: err },
+              );
+            }
             if (!dbDown) this.say(`cannot claim: ${describe(err)}; retrying with backoff`);
             dbDown = true;
             if (this.once && backoff.failures >= 8) throw new Error(`database unavailable: ${describe(err)}`, { cause: err });
@@ -249,9 +267,7 @@ export class UploadWorker {
       try {
         return await call();
       } catch (err) {
-        const sqlState = (err as { code?: unknown }).code;
-        // An answer from the database (SQLSTATE class other than connection/shutdown/resources) is final.
-        if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && !/^(08|57|53)/.test(sqlState)) throw err;
+        if (isFinalDatabaseAnswer(err)) throw err;
         if (Date.now() >= deadline) throw new Error(`${what}: database unavailable: ${describe(err)}`, { cause: err });
         await sleep(backoff.next());
       }

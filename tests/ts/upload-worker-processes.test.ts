@@ -140,6 +140,11 @@ describe('upload worker processes', () => {
       const badEnv = await runCli(['worker', '--once'], { DATABASE_URL: db.url, WORKER_LEASE_SECONDS: 'soon' });
       expect(badEnv.code).toBe(2);
       expect(badEnv.stderr).toMatch(/WORKER_LEASE_SECONDS/);
+      await pool.query('DROP DATABASE IF EXISTS not_migrated');
+      await pool.query('CREATE DATABASE not_migrated');
+      const empty = await runCli(['worker', '--once'], { DATABASE_URL: db.url.replace(/\/[^/?]+(\?|$)/, '/not_migrated$1') });
+      expect(empty.code).toBe(2);
+      expect(empty.stderr).toMatch(/claim_upload_jobs.*does not exist.*migrate up/s);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
