@@ -54,10 +54,12 @@ export async function describeDatabase(url: string): Promise<string> {
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
+/** Resolves on the first SIGINT or SIGTERM, keeping the process alive until then. */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const onSignal = (sig: NodeJS.Signals): void => {
+      clearInterval(keepAlive);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       resolve(sig);
