@@ -123,6 +123,8 @@ async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (lin
     const text = await readFile(file, 'utf8');
     await client.query('BEGIN');
     try {
+      // as pg_dump does: files may then reference functions of files that sort after them
+      await client.query('SET LOCAL check_function_bodies = off');
       await client.query(text);
       await client.query(
         `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
