@@ -1,0 +1,188 @@
+// Upload queue SQL behaviour that needs more than one session: SKIP LOCKED claims, concurrent claimers,
+// the processor's advisory-lock guard, and NOTIFY upload_queue. Runs on a cluster of its own so that no
+// other suite's worker can claim these jobs.
+import { createHash, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { migrateUp } from '../../src/migrate.js';
+import { client, throwawayCluster, type Throwaway } from './helpers/db.js';
+
+const PROCESSOR_LOCK_KEY = '7402000200';
+const USER = '44444444-4444-4444-4444-444444444444';
+
+let tc: Throwaway;
+let admin: pg.Client;
+
+interface Claimed {
+  job_id: string;
+  lease_token: string;
+  locked_until: Date;
+}
+
+/** Inserts a pending source and enqueues its bytes; the job is made due now. Returns the job id. */
+async function dueJob(c: pg.Client, content = randomUUID()): Promise<string> {
+  const bytes = Buffer.from(content);
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const src = await c.query<{ id: string }>(
+    `INSERT INTO public.sources (user_id, content_hash, mime_type, storage_url, file_size, storage_status)
+     VALUES ($1, $2, 'text/plain', $3, $4, 'pending') RETURNING id`,
+    [USER, hash, `${USER}/${hash}`, bytes.length],
+  );
+  const job = await c.query<{ id: string }>('SELECT public.enqueue_upload($1, $2) AS id', [src.rows[0]!.id, bytes]);
+  const id = job.rows[0]!.id;
+  await c.query(`UPDATE public.upload_queue SET next_retry_at = now() - interval '1 second' WHERE id = $1`, [id]);
+  return id;
+}
+
+async function claim(c: pg.Client, worker: string, limit: number): Promise<Claimed[]> {
+  const r = await c.query<Claimed>('SELECT job_id, lease_token, locked_until FROM public.claim_upload_jobs($1, $2)', [
+    worker,
+    limit,
+  ]);
+  return r.rows;
+}
+
+beforeAll(async () => {
+  tc = await throwawayCluster();
+  await migrateUp(tc.url);
+  admin = await client(tc.url);
+});
+
+afterAll(async () => {
+  await admin?.end();
+  await tc?.destroy();
+});
+
+beforeEach(async () => {
+  await admin.query('DELETE FROM public.sources WHERE user_id = $1', [USER]);
+});
+
+describe('claim_upload_jobs across sessions', () => {
+  it('skips rows another open transaction has claimed instead of waiting, and a rollback gives them back', async () => {
+    const a = await client(tc.url);
+    const b = await client(tc.url);
+    try {
+      const first = await dueJob(admin);
+      const others = [await dueJob(admin), await dueJob(admin)];
+      await a.query('BEGIN');
+      const byA = await claim(a, 'worker-a', 1);
+      expect(byA.map((r) => r.job_id)).toEqual([first]);
+
+      // without SKIP LOCKED this would wait for A's transaction; the timeout turns a wait into a failure
+      await b.query(`SET statement_timeout = '3s'`);
+      const byB = await claim(b, 'worker-b', 10);
+      expect(byB.map((r) => r.job_id).sort()).toEqual([...others].sort());
+
+      await a.query('ROLLBACK');
+      const state = await admin.query<{ status: string; lease_token: string | null }>(
+        'SELECT status, lease_token FROM public.upload_queue WHERE id = $1',
+        [first],
+      );
+      expect(state.rows[0]).toEqual({ status: 'pending', lease_token: null });
+      expect((await claim(b, 'worker-b', 10)).map((r) => r.job_id)).toEqual([first]);
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it('hands each job to exactly one of 4 concurrent claimers', async () => {
+    const jobs = 200;
+    await admin.query('BEGIN');
+    const ids: string[] = [];
+    for (let i = 0; i < jobs; i += 1) ids.push(await dueJob(admin));
+    await admin.query('COMMIT');
+
+    const sessions = await Promise.all([0, 1, 2, 3].map(() => client(tc.url)));
+    try {
+      const claimed = await Promise.all(
+        sessions.map(async (s, n) => {
+          const mine: string[] = [];
+          for (;;) {
+            const rows = await claim(s, `worker-${n}`, 7);
+            if (rows.length === 0) return mine;
+            mine.push(...rows.map((r) => r.job_id));
+          }
+        }),
+      );
+      const all = claimed.flat();
+      expect(all.length).toBe(jobs);
+      expect(new Set(all).size).toBe(jobs);
+      expect([...all].sort()).toEqual([...ids].sort());
+      const perWorker = await admin.query<{ n: string }>(
+        `SELECT count(DISTINCT locked_by) AS n FROM public.upload_queue WHERE id = ANY($1::uuid[])`,
+        [ids],
+      );
+      expect(Number(perWorker.rows[0]!.n)).toBeGreaterThan(1);
+    } finally {
+      await Promise.all(sessions.map((s) => s.end()));
+    }
+  });
+});
+
+describe('process_upload_queue across sessions', () => {
+  it('returns {"skipped":true} and changes nothing while another run holds its lock', async () => {
+    const holder = await client(tc.url);
+    try {
+      const job = await dueJob(admin);
+      await claim(admin, 'worker-a', 1);
+      await admin.query(`UPDATE public.upload_queue SET locked_until = now() - interval '1 second' WHERE id = $1`, [job]);
+
+      await holder.query('BEGIN');
+      await holder.query(`SELECT pg_advisory_xact_lock(${PROCESSOR_LOCK_KEY})`);
+      const skipped = await admin.query<{ r: Record<string, unknown> }>('SELECT public.process_upload_queue() AS r');
+      expect(skipped.rows[0]!.r).toMatchObject({ skipped: true, rescued: 0, failed: 0, pruned: 0, due: 0 });
+      const still = await admin.query<{ status: string }>('SELECT status FROM public.upload_queue WHERE id = $1', [job]);
+      expect(still.rows[0]!.status).toBe('in_progress');
+
+      await holder.query('COMMIT');
+      const ran = await admin.query<{ r: Record<string, unknown> }>('SELECT public.process_upload_queue() AS r');
+      expect(ran.rows[0]!.r).toMatchObject({ rescued: 1, failed: 0 });
+      expect(ran.rows[0]!.r).not.toHaveProperty('skipped');
+    } finally {
+      await holder.end();
+    }
+  });
+});
+
+describe('NOTIFY upload_queue', () => {
+  it('announces an enqueued job on commit, and due work when the processor finds it', async () => {
+    const listener = await client(tc.url);
+    try {
+      const received: Record<string, unknown>[] = [];
+      listener.on('notification', (n) => {
+        if (n.channel === 'upload_queue' && n.payload) received.push(JSON.parse(n.payload) as Record<string, unknown>);
+      });
+      await listener.query('LISTEN upload_queue');
+      const waitFor = async (pred: (m: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const hit = received.find(pred);
+          if (hit) return hit;
+          if (Date.now() > deadline) throw new Error(`no matching notification; got ${JSON.stringify(received)}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+
+      // inside an open transaction nothing is sent yet
+      await admin.query('BEGIN');
+      await admin.query(`SET LOCAL TimeZone = 'America/New_York'`);
+      const job = await dueJob(admin);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(received.filter((m) => m.job_id === job)).toEqual([]);
+      await admin.query('COMMIT');
+      const enq = await waitFor((m) => m.event === 'enqueued' && m.job_id === job);
+      // due_at is UTC ISO 8601 whatever the session TimeZone, about 30 s ahead (retry 1)
+      expect(enq.due_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
+      const ahead = Date.parse(String(enq.due_at)) - Date.now();
+      expect(ahead).toBeGreaterThan(20_000);
+      expect(ahead).toBeLessThan(40_000);
+
+      const result = await admin.query<{ r: { due: number } }>('SELECT public.process_upload_queue() AS r');
+      expect(result.rows[0]!.r.due).toBe(1);
+      expect(await waitFor((m) => m.event === 'due')).toEqual({ event: 'due', due: 1 });
+    } finally {
+      await listener.end();
+    }
+  });
+});
