@@ -4,7 +4,7 @@
 -- Concurrency (two sessions) and pg_cron firing are proven in tests/ts/interpretation*.test.ts.
 -- now() is constant inside this transaction: deadlines are placed relative to it.
 BEGIN;
-SELECT plan(62);
+SELECT plan(64);
 
 -- fixtures: one user, one source
 INSERT INTO public.sources (id, user_id, content_hash, mime_type, storage_url, file_size)
@@ -157,6 +157,20 @@ SELECT throws_ok(
   'heartbeat on an unknown run raises P0002');
 SELECT throws_ok($$SELECT public.heartbeat_interpretation(NULL)$$, '22023',
   'heartbeat_interpretation: p_run_id must not be NULL', 'heartbeat without a run id raises 22023');
+
+-- ── roles in practice ────────────────────────────────────────────────────────────────────────────────
+SELECT pg_temp.new_run('30000000-0000-0000-0000-000000000251', 'pending');
+SET LOCAL ROLE service_role;
+SELECT lives_ok(
+  $$SELECT public.start_interpretation_run('30000000-0000-0000-0000-000000000251'),
+           public.heartbeat_interpretation('30000000-0000-0000-0000-000000000251'),
+           public.cleanup_stale_interpretations()$$,
+  'the service role can start, heartbeat and sweep');
+RESET ROLE;
+SET LOCAL ROLE authenticated;
+SELECT throws_ok($$SELECT public.heartbeat_interpretation('30000000-0000-0000-0000-000000000251')$$, '42501', NULL,
+  'a client (authenticated) cannot heartbeat a run');
+RESET ROLE;
 
 -- ── lifecycle functions ──────────────────────────────────────────────────────────────────────────────
 SELECT pg_temp.new_run('30000000-0000-0000-0000-000000000301', 'pending');

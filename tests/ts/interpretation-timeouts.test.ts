@@ -1,7 +1,7 @@
 // Interpretation timeouts across sessions: the sweep against a concurrent completion or heartbeat (both
 // orders), its advisory-lock guard, and the withHeartbeat helper (heartbeats, completion, failure, abort
 // when the sweep has failed the run).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { createPool } from '../../src/db/connect.js';
 import { InterpretationRunInactiveError, withHeartbeat } from '../../src/heartbeat.js';
@@ -20,6 +20,11 @@ beforeAll(async () => {
   observer = await client();
   // a regression that makes one session wait for the other fails here instead of hanging the suite
   for (const c of [s1, s2]) await c.query("SET statement_timeout = '10s'");
+});
+
+// a failed test must not leave a session inside its transaction for the next one
+afterEach(async () => {
+  await Promise.all([s1, s2].map((c) => c.query('ROLLBACK').catch(() => undefined)));
 });
 
 afterAll(async () => {
