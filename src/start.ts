@@ -6,22 +6,38 @@ import { neotomaHome } from './paths.js';
 
 export interface Database {
   url: string;
-  /** Set when this process started the embedded cluster and should stop it on exit. */
+  /** The embedded cluster, when DATABASE_URL is unset. */
   cluster?: LocalCluster;
+  /** True when this process started the embedded cluster (and so should stop it when done). */
+  startedHere: boolean;
 }
 
 /** DATABASE_URL when set; otherwise the embedded cluster under NEOTOMA_HOME, created on first use. */
 export async function openDatabase(log: (line: string) => void): Promise<Database> {
   const configured = process.env.DATABASE_URL;
-  if (configured) return { url: configured };
+  if (configured) return { url: configured, startedHere: false };
   await ensurePostgresPackages();
   const cluster = new LocalCluster(path.join(neotomaHome(), 'db'));
   if (!cluster.exists()) {
     log(`creating the embedded PostgreSQL 15 cluster in ${cluster.dir}`);
     await cluster.init({ database: 'neotoma' });
   }
+  const wasRunning = await cluster.isRunning();
   const url = await cluster.start();
-  return { url, cluster };
+  return { url, cluster, startedHere: !wasRunning };
+}
+
+/**
+ * Runs `fn` against the database of this configuration; an embedded cluster this call had to start is
+ * stopped again afterwards (one that `npm start` runs is left running).
+ */
+export async function withDatabase<T>(fn: (url: string) => Promise<T>, log: (line: string) => void = () => undefined): Promise<T> {
+  const db = await openDatabase(log);
+  try {
+    return await fn(db.url);
+  } finally {
+    if (db.startedHere) await db.cluster?.stop();
+  }
 }
 
 interface StateRow {
@@ -80,7 +96,7 @@ export async function start(log: (line: string) => void = (l) => console.log(l))
     const sig = await untilSignal();
     log(`${sig} received, stopping`);
   } finally {
-    if (db.cluster) {
+    if (db.cluster && db.startedHere) {
       await db.cluster.stop();
       log('embedded database stopped');
     }
