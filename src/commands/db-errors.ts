@@ -6,6 +6,12 @@ const CALLER_ERRORS = new Set(['22023', '22P02', '23502', '23503', '23514', '550
 /** A database error the caller can fix becomes an OperationalError carrying the database's message and hint. */
 export function explainDbError(err: unknown): unknown {
   const e = err as { code?: string; message?: string; hint?: string };
+  if (e.code === '42P01' || e.code === '42883') {
+    return new OperationalError(
+      `This database lacks neotoma-ops objects (${e.message ?? 'missing object'}): run \`neotoma-ops migrate up\` against it first.`,
+      { cause: err },
+    );
+  }
   if (e.code && CALLER_ERRORS.has(e.code)) {
     return new OperationalError(`${e.message ?? 'refused'}${e.hint ? `. ${e.hint}` : ''}`, { cause: err });
   }

@@ -9,10 +9,13 @@ import { collectUsage, renderUsage } from './usage.js';
 
 type Print = (line: string) => void;
 
+/** Runs fn on a fresh connection; database errors the caller can act on become OperationalErrors. */
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = await connect(url);
   try {
     return await fn(c);
+  } catch (err) {
+    throw explainDbError(err);
   } finally {
     await c.end();
   }
@@ -60,11 +63,7 @@ export async function planCommand(url: string, args: string[], print: Print): Pr
   const userId = requireUuid(positionals[0], 'plan <user-id>');
   const planId = positionals[1];
   if (!planId) throw new OperationalError('plan <user-id> <plan>: name the plan, e.g. free, pro or enterprise.');
-  await withClient(url, (c) =>
-    c.query('SELECT public.set_user_plan($1, $2)', [userId, planId]).catch((err: unknown) => {
-      throw explainDbError(err);
-    }),
-  );
+  await withClient(url, (c) => c.query('SELECT public.set_user_plan($1, $2)', [userId, planId]));
   const u = await withClient(url, (c) => collectUsage(c, userId));
   print(`User ${userId} is now on plan ${planId}.\n${renderUsage(u)}`);
 }

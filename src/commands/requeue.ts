@@ -1,11 +1,7 @@
 import type pg from 'pg';
-import { explainDbError } from './db-errors.js';
-
 /** Puts one failed upload job back in the queue; errors say why nothing changed. */
 export async function requeueJob(db: pg.Client | pg.Pool, jobId: string): Promise<void> {
-  await db.query('SELECT public.requeue_upload_job($1)', [jobId]).catch((err: unknown) => {
-    throw explainDbError(err);
-  });
+  await db.query('SELECT public.requeue_upload_job($1)', [jobId]);
 }
 
 /** Requeues every failed job (that failed at or after `since`, when given); returns their ids. */

@@ -24,7 +24,7 @@ async function expectRefused(c: pg.Client, sql: string, params: unknown[], code:
 }
 
 const insertSource = `INSERT INTO public.sources (user_id, content_hash, mime_type, storage_url, file_size, storage_status)
-                      VALUES ($1, $2, 'text/plain', $1 || '/' || $2, $3, $4) RETURNING id`;
+                      VALUES ($1::uuid, $2::text, 'text/plain', $1::text || '/' || $2::text, $3, $4) RETURNING id`;
 
 /** Backdates a pending job so that it is due, and claims it. */
 async function claimDue(c: pg.Client, jobId: string): Promise<string> {
