@@ -158,6 +158,13 @@ DECLARE
   v_end   timestamptz;
   v_row   record;
 BEGIN
+  -- a NULL amount would match no row and loop into a misleading 40001
+  IF p_bytes IS NULL OR p_sources IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('quota_charge_storage: p_bytes and p_sources must not be NULL, got %s and %s',
+                       coalesce(p_bytes::text, 'NULL'), coalesce(p_sources::text, 'NULL')),
+      HINT = 'Pass the bytes and the number of sources to charge (0 when none).';
+  END IF;
   FOR v_attempt IN 1..5 LOOP
     UPDATE public.storage_usage su
        SET total_bytes = GREATEST(su.total_bytes + p_bytes, 0),
@@ -232,6 +239,12 @@ AS $fn$
 DECLARE
   v_row record;
 BEGIN
+  -- a NULL count would match no row and loop into a misleading 40001
+  IF p_count IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'quota_charge_interpretations: p_count must not be NULL',
+      HINT = 'Pass the number of new interpretation runs to count.';
+  END IF;
   FOR v_attempt IN 1..5 LOOP
     UPDATE public.storage_usage su
        SET interpretation_count_month = su.interpretation_count_month + p_count
