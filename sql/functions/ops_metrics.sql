@@ -15,7 +15,7 @@ SET search_path = ''
 AS $$
   -- upload queue depth by status (every status, zeros included)
   SELECT 'upload_queue_jobs', pg_catalog.jsonb_build_object('status', s.status),
-         (SELECT count(*) FROM public.upload_queue AS q WHERE q.status = s.status)::double precision
+         neotoma_ops.count_upload_jobs(s.status)::double precision
     FROM unnest(ARRAY['pending', 'in_progress', 'failed', 'completed']) AS s(status)
   UNION ALL
   SELECT 'upload_queue_oldest_due_age_seconds', '{}'::jsonb,
@@ -46,42 +46,49 @@ AS $$
          (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM neotoma_ops.quota_rejections_file_size AS s)::double precision
   UNION ALL
   -- storage in use and users near or over their limits, one pass over storage_usage
-  (WITH usage AS (
-     SELECT u.plan_id, u.total_bytes,
-            u.total_bytes::numeric / NULLIF(coalesce(u.storage_limit_bytes_override, p.storage_limit_bytes), 0) AS storage_ratio,
-            u.interpretation_count_month::numeric
-              / NULLIF(coalesce(u.interpretation_limit_month_override, p.interpretation_limit_month), 0) AS interp_ratio
-       FROM public.storage_usage AS u
-       JOIN public.plans AS p ON p.id = u.plan_id
-   ), by_plan AS (
-     SELECT p.id AS plan_id, coalesce(sum(u.total_bytes), 0) AS bytes, count(u.plan_id) AS users
-       FROM public.plans AS p LEFT JOIN usage AS u ON u.plan_id = p.id
+  (WITH by_plan AS MATERIALIZED (
+     -- one pass: per plan, bytes, users and users at or over 80 % / 100 % of their (possibly overridden) limits
+     SELECT p.id AS plan_id,
+            coalesce(sum(u.total_bytes), 0) AS bytes,
+            count(u.user_id) AS users,
+            count(*) FILTER (WHERE l.storage > 0 AND u.total_bytes::float8 >= 0.8 * l.storage) AS storage_80,
+            count(*) FILTER (WHERE l.storage > 0 AND u.total_bytes::float8 >= l.storage) AS storage_100,
+            count(*) FILTER (WHERE l.interp > 0 AND u.interpretation_count_month::float8 >= 0.8 * l.interp) AS interp_80,
+            count(*) FILTER (WHERE l.interp > 0 AND u.interpretation_count_month::float8 >= l.interp) AS interp_100
+       FROM public.plans AS p
+       LEFT JOIN public.storage_usage AS u ON u.plan_id = p.id
+       LEFT JOIN LATERAL (
+         SELECT coalesce(u.storage_limit_bytes_override, p.storage_limit_bytes)::float8 AS storage,
+                coalesce(u.interpretation_limit_month_override, p.interpretation_limit_month)::float8 AS interp
+       ) AS l ON true
       GROUP BY p.id
    )
    SELECT 'storage_used_bytes', pg_catalog.jsonb_build_object('plan', b.plan_id), b.bytes::double precision FROM by_plan AS b
    UNION ALL
-   SELECT 'storage_used_bytes', pg_catalog.jsonb_build_object('plan', 'all'), (SELECT sum(b.bytes) FROM by_plan AS b)::double precision
+   SELECT 'storage_used_bytes', '{"plan":"all"}'::jsonb, (SELECT sum(b.bytes) FROM by_plan AS b)::double precision
    UNION ALL
    SELECT 'storage_users', pg_catalog.jsonb_build_object('plan', b.plan_id), b.users::double precision FROM by_plan AS b
    UNION ALL
-   SELECT 'storage_users_at_or_over_ratio', pg_catalog.jsonb_build_object('ratio', t.ratio::text, 'resource', 'storage'),
-          (SELECT count(*) FROM usage AS u WHERE u.storage_ratio >= t.ratio)::double precision
-     FROM (VALUES (0.8), (1.0)) AS t(ratio)
-   UNION ALL
-   SELECT 'storage_users_at_or_over_ratio', pg_catalog.jsonb_build_object('ratio', t.ratio::text, 'resource', 'interpretations'),
-          (SELECT count(*) FROM usage AS u WHERE u.interp_ratio >= t.ratio)::double precision
-     FROM (VALUES (0.8), (1.0)) AS t(ratio))
+   SELECT 'storage_users_at_or_over_ratio', t.labels::jsonb, t.n::double precision
+     FROM (SELECT sum(b.storage_80) AS s80, sum(b.storage_100) AS s100, sum(b.interp_80) AS i80, sum(b.interp_100) AS i100
+             FROM by_plan AS b) AS totals
+    CROSS JOIN LATERAL (VALUES
+      ('{"ratio":"0.8","resource":"storage"}', totals.s80),
+      ('{"ratio":"1.0","resource":"storage"}', totals.s100),
+      ('{"ratio":"0.8","resource":"interpretations"}', totals.i80),
+      ('{"ratio":"1.0","resource":"interpretations"}', totals.i100)) AS t(labels, n))
   UNION ALL
   -- pg_cron jobs of the project
-  SELECT 'cron_job_last_success_age_seconds', pg_catalog.jsonb_build_object('job', h.jobname),
-         coalesce(extract(epoch FROM pg_catalog.now() - h.last_success), -1)::double precision
-    FROM public.cron_job_health() AS h
-  UNION ALL
-  SELECT 'cron_job_failures_total', pg_catalog.jsonb_build_object('job', h.jobname), h.failures::double precision
-    FROM public.cron_job_health() AS h
-  UNION ALL
-  SELECT 'cron_job_healthy', pg_catalog.jsonb_build_object('job', h.jobname), CASE WHEN h.healthy THEN 1 ELSE 0 END::double precision
-    FROM public.cron_job_health() AS h;
+  (WITH h AS MATERIALIZED (SELECT * FROM public.cron_job_health())
+   SELECT 'cron_job_last_success_age_seconds', pg_catalog.jsonb_build_object('job', h.jobname),
+          coalesce(extract(epoch FROM pg_catalog.now() - h.last_success), -1)::double precision
+     FROM h
+   UNION ALL
+   SELECT 'cron_job_failures_total', pg_catalog.jsonb_build_object('job', h.jobname), h.failures::double precision
+     FROM h
+   UNION ALL
+   SELECT 'cron_job_healthy', pg_catalog.jsonb_build_object('job', h.jobname), CASE WHEN h.healthy THEN 1 ELSE 0 END::double precision
+     FROM h);
 $$;
 
 REVOKE ALL ON FUNCTION public.ops_metrics() FROM PUBLIC, anon, authenticated;
