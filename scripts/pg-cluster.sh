@@ -6,6 +6,7 @@
 #   pg-cluster.sh stop DIR                                stop it (fast shutdown)
 #   pg-cluster.sh destroy DIR                             stop it and delete DIR
 #   pg-cluster.sh url DIR                                 print its URL
+#   pg-cluster.sh status DIR                              exit 0 when running, 3 when not
 #
 # DIR holds pgdata/, server.log, port, dbname and password. initdb and pg_ctl refuse to run as root,
 # so when invoked as root they run as the postgres OS user, who then owns DIR.
@@ -126,6 +127,9 @@ SQL
     ;;
   url)
     url
+    ;;
+  status)
+    is_running || exit 3
     ;;
   *)
     die "unknown command $cmd"

@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { OperationalError } from './errors.js';
 import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
-import { openDatabase, start } from './start.js';
+import { planCommand, requeueCommand, statusCommand, usageCommand } from './commands/index.js';
+import { start, withDatabase } from './start.js';
 import { runWorker } from './worker/command.js';
 
 const USAGE = `Usage: neotoma-ops <command> [options]
@@ -11,6 +12,11 @@ Commands:
   start                      embedded database (or DATABASE_URL), migrations, then the main job until Ctrl-C
   migrate up|down|status     apply pending migrations and changed SQL files | revert the last migration | show state
     --count N                with down: revert N migrations
+  status [--json]            queue, failures, stale runs, pg_cron jobs, users nearest their quota
+  usage <user-id> [--json]   one user's storage and interpretation usage, limits and reset date
+  requeue <job-id> | --all-failed [--since DATE]
+                             put failed upload jobs back in the queue
+  plan <user-id> <plan>      move a user to another plan (effective for the next write)
   worker                     upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)
     --once                   store what is due now, then exit
     --concurrency N          uploads at once (default WORKER_CONCURRENCY or 4)
@@ -31,10 +37,6 @@ function print(line: string): void {
   console.log(line);
 }
 
-async function databaseUrl(): Promise<string> {
-  return (await openDatabase(print)).url;
-}
-
 async function migrate(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, options: { count: { type: 'string' } }, allowPositionals: true });
   const action = positionals[0] ?? 'up';
@@ -42,7 +44,10 @@ async function migrate(args: string[]): Promise<void> {
   if (count !== undefined && (!Number.isInteger(count) || count < 1)) {
     throw new OperationalError(`--count must be a whole number of at least 1, got "${values.count}".`);
   }
-  const url = await databaseUrl();
+  await withDatabase((url) => migrateAction(url, action, count), print);
+}
+
+async function migrateAction(url: string, action: string, count: number | undefined): Promise<void> {
   switch (action) {
     case 'up': {
       const r = await migrateUp(url, { log: print });
@@ -77,9 +82,18 @@ async function main(argv: string[]): Promise<void> {
       return start(print);
     case 'migrate':
       return migrate(rest);
+    case 'status':
+      return withDatabase((url) => statusCommand(url, rest, print));
+    case 'usage':
+      return withDatabase((url) => usageCommand(url, rest, print));
+    case 'requeue':
+      return withDatabase((url) => requeueCommand(url, rest, print));
+    case 'plan':
+      return withDatabase((url) => planCommand(url, rest, print));
     case 'worker':
-      await runWorker({ databaseUrl: await databaseUrl(), args: rest, log: print });
-      return;
+      return withDatabase(async (url) => {
+        await runWorker({ databaseUrl: url, args: rest, log: print });
+      }, print);
     case undefined:
     case 'help':
     case '--help':

@@ -2,6 +2,15 @@ export { OperationalError } from './errors.js';
 export { connect, createPool, describeTarget } from './db/connect.js';
 export { LocalCluster, ensurePostgresPackages } from './db/cluster.js';
 export { migrateUp, migrateDown, migrationStatus, MigrationFileError } from './migrate.js';
+export {
+  withHeartbeat,
+  defaultHeartbeatIntervalMs,
+  InterpretationRunInactiveError,
+  type Queryable,
+  type InterpretationCounts,
+  type WithHeartbeatOptions,
+  type HeartbeatRunResult,
+} from './heartbeat.js';
 export { ingestSource, type IngestInput, type IngestOptions, type IngestResult, type StorageStatus } from './ingest.js';
 export * from './storage/index.js';
 export { UploadWorker, UPLOAD_QUEUE_CHANNEL, type WorkerOptions, type WorkerStats } from './worker/worker.js';

@@ -18,6 +18,17 @@ export interface MigrateOptions {
   /** Down: how many migrations to revert (default 1). Up: all pending. */
   count?: number;
   log?: (line: string) => void;
+  /** Defaults to the package's migrations/ folder. */
+  migrationsDir?: string;
+  /** Folders of idempotent SQL files applied after the migrations; defaults to sql/functions then sql/triggers. */
+  repeatableDirs?: string[];
+}
+
+function folders(options: MigrateOptions): { migrations: string; repeatable: string[] } {
+  return {
+    migrations: options.migrationsDir ?? migrationsDir,
+    repeatable: options.repeatableDirs ?? [sqlFunctionsDir, sqlTriggersDir],
+  };
 }
 
 export interface MigrateResult {
@@ -71,9 +82,11 @@ async function listSqlFiles(dir: string): Promise<string[]> {
     .map((n) => path.join(dir, n));
 }
 
-/** Function files first, then trigger files, each folder in name order. */
-export async function listRepeatableFiles(): Promise<string[]> {
-  return [...(await listSqlFiles(sqlFunctionsDir)), ...(await listSqlFiles(sqlTriggersDir))];
+/** Each folder in turn (functions, then triggers), files in name order. */
+export async function listRepeatableFiles(dirs: string[] = [sqlFunctionsDir, sqlTriggersDir]): Promise<string[]> {
+  const files: string[] = [];
+  for (const dir of dirs) files.push(...(await listSqlFiles(dir)));
+  return files;
 }
 
 async function checksum(file: string): Promise<string> {
@@ -99,17 +112,19 @@ async function appliedChecksums(client: pg.Client): Promise<Map<string, string>>
 }
 
 /** Applies each function/trigger file whose content changed since it was last applied, one transaction per file. */
-async function applyRepeatableFiles(client: pg.Client, log: (line: string) => void): Promise<string[]> {
+async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (line: string) => void): Promise<string[]> {
   await ensureBookkeeping(client);
   const known = await appliedChecksums(client);
   const applied: string[] = [];
-  for (const file of await listRepeatableFiles()) {
+  for (const file of await listRepeatableFiles(dirs)) {
     const name = relative(file);
     const sum = await checksum(file);
     if (known.get(name) === sum) continue;
     const text = await readFile(file, 'utf8');
     await client.query('BEGIN');
     try {
+      // as pg_dump does: files may then reference functions of files that sort after them
+      await client.query('SET LOCAL check_function_bodies = off');
       await client.query(text);
       await client.query(
         `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
@@ -149,12 +164,18 @@ function tracingClient(client: pg.Client): { client: pg.Client; lastQuery: () =>
   return { client: proxy, lastQuery: () => last };
 }
 
-async function locateMigrationError(err: unknown, failingSql: string, migration: string | undefined): Promise<never> {
+async function locateMigrationError(
+  err: unknown,
+  failingSql: string,
+  dir: string,
+  migration: string | undefined,
+): Promise<never> {
   const e = err as { message?: string; position?: string };
   if (!migration || e.message === undefined) throw err;
-  const file = path.join(migrationsDir, `${migration}.sql`);
+  const file = path.join(dir, `${migration}.sql`);
   const text = await readFile(file, 'utf8').catch(() => '');
-  const at = text.indexOf(failingSql.trim().slice(0, 200));
+  // node-pg-migrate may append a ';' to the section it runs
+  const at = text.indexOf(failingSql.trim().replace(/;$/, '').trim().slice(0, 200));
   let line: number | undefined;
   if (at >= 0) {
     const queryOffset = e.position ? Number(e.position) - 1 - (failingSql.length - failingSql.trimStart().length) : 0;
@@ -166,6 +187,7 @@ async function locateMigrationError(err: unknown, failingSql: string, migration:
 async function runMigrations(
   client: pg.Client,
   direction: 'up' | 'down',
+  dir: string,
   count: number | undefined,
   log: (line: string) => void,
 ): Promise<string[]> {
@@ -181,7 +203,7 @@ async function runMigrations(
   try {
     const done = await runner({
       dbClient: traced.client,
-      dir: migrationsDir,
+      dir,
       direction,
       count: direction === 'down' ? (count ?? 1) : count,
       migrationsTable: MIGRATIONS_TABLE,
@@ -194,7 +216,7 @@ async function runMigrations(
     return done.map((m) => m.name);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
-    return locateMigrationError(err, traced.lastQuery(), current);
+    return locateMigrationError(err, traced.lastQuery(), dir, current);
   }
 }
 
@@ -216,9 +238,10 @@ async function withMigrateLock<T>(databaseUrl: string, fn: (client: pg.Client) =
 /** Applies pending migrations, then every changed function and trigger file. Running it twice changes nothing. */
 export async function migrateUp(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const log = options.log ?? (() => undefined);
+  const dirs = folders(options);
   return withMigrateLock(databaseUrl, async (client) => {
-    const migrations = await runMigrations(client, 'up', options.count, log);
-    const sqlFiles = await applyRepeatableFiles(client, log);
+    const migrations = await runMigrations(client, 'up', dirs.migrations, options.count, log);
+    const sqlFiles = await applyRepeatableFiles(client, dirs.repeatable, log);
     return { migrations, sqlFiles };
   });
 }
@@ -229,18 +252,20 @@ export async function migrateUp(databaseUrl: string, options: MigrateOptions = {
  */
 export async function migrateDown(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const log = options.log ?? (() => undefined);
+  const dirs = folders(options);
   return withMigrateLock(databaseUrl, async (client) => {
-    const migrations = await runMigrations(client, 'down', options.count, log);
+    const migrations = await runMigrations(client, 'down', dirs.migrations, options.count, log);
     if ((await appliedChecksums(client)).size > 0) await client.query(`DELETE FROM ${SQL_FILES_TABLE}`);
     return { migrations, sqlFiles: [] };
   });
 }
 
 /** Which migrations and SQL files are applied, changed or pending; changes nothing. */
-export async function migrationStatus(databaseUrl: string): Promise<MigrationStatus> {
+export async function migrationStatus(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrationStatus> {
+  const dirs = folders(options);
   const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate status' });
   try {
-    const all = (await readdir(migrationsDir)).filter((n) => n.endsWith('.sql')).sort().map((n) => n.replace(/\.sql$/, ''));
+    const all = (await readdir(dirs.migrations)).filter((n) => n.endsWith('.sql')).sort().map((n) => n.replace(/\.sql$/, ''));
     const table = `${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`;
     const exists = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [table]);
     const applied = exists.rows[0]?.ok
@@ -248,7 +273,7 @@ export async function migrationStatus(databaseUrl: string): Promise<MigrationSta
       : [];
     const known = await appliedChecksums(client);
     const sqlFiles: SqlFileState[] = [];
-    for (const file of await listRepeatableFiles()) {
+    for (const file of await listRepeatableFiles(dirs.repeatable)) {
       const name = relative(file);
       const stored = known.get(name);
       sqlFiles.push({ file: name, state: stored === undefined ? 'pending' : stored === (await checksum(file)) ? 'applied' : 'changed' });

@@ -7,22 +7,38 @@ import { runWorker } from './worker/command.js';
 
 export interface Database {
   url: string;
-  /** Set when this process started the embedded cluster and should stop it on exit. */
+  /** The embedded cluster, when DATABASE_URL is unset. */
   cluster?: LocalCluster;
+  /** True when this process started the embedded cluster (and so should stop it when done). */
+  startedHere: boolean;
 }
 
 /** DATABASE_URL when set; otherwise the embedded cluster under NEOTOMA_HOME, created on first use. */
 export async function openDatabase(log: (line: string) => void): Promise<Database> {
   const configured = process.env.DATABASE_URL;
-  if (configured) return { url: configured };
+  if (configured) return { url: configured, startedHere: false };
   await ensurePostgresPackages();
   const cluster = new LocalCluster(path.join(neotomaHome(), 'db'));
   if (!cluster.exists()) {
     log(`creating the embedded PostgreSQL 15 cluster in ${cluster.dir}`);
     await cluster.init({ database: 'neotoma' });
   }
+  const wasRunning = await cluster.isRunning();
   const url = await cluster.start();
-  return { url, cluster };
+  return { url, cluster, startedHere: !wasRunning };
+}
+
+/**
+ * Runs `fn` against the database of this configuration; an embedded cluster this call had to start is
+ * stopped again afterwards (one that `npm start` runs is left running).
+ */
+export async function withDatabase<T>(fn: (url: string) => Promise<T>, log: (line: string) => void = () => undefined): Promise<T> {
+  const db = await openDatabase(log);
+  try {
+    return await fn(db.url);
+  } finally {
+    if (db.startedHere) await db.cluster?.stop();
+  }
 }
 
 interface StateRow {
@@ -55,10 +71,12 @@ export async function describeDatabase(url: string): Promise<string> {
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
+/** Resolves on the first SIGINT or SIGTERM, keeping the process alive until then. */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const onSignal = (sig: NodeJS.Signals): void => {
+      clearInterval(keepAlive);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       resolve(sig);
@@ -82,7 +100,7 @@ export async function start(log: (line: string) => void = (l) => console.log(l))
     const signal = untilSignal().then((sig) => log(`${sig} received, stopping`));
     await runWorker({ databaseUrl: db.url, log, stopSignal: signal });
   } finally {
-    if (db.cluster) {
+    if (db.cluster && db.startedHere) {
       await db.cluster.stop();
       log('embedded database stopped');
     }

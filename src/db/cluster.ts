@@ -59,6 +59,14 @@ export class LocalCluster {
     await script('pg-cluster.sh', ['destroy', this.dir]);
   }
 
+  async isRunning(): Promise<boolean> {
+    if (!this.exists()) return false;
+    return run('bash', [path.join(scriptsDir, 'pg-cluster.sh'), 'status', this.dir]).then(
+      () => true,
+      () => false,
+    );
+  }
+
   async url(): Promise<string> {
     return script('pg-cluster.sh', ['url', this.dir]);
   }

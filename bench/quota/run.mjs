@@ -1,0 +1,145 @@
+// Quota benchmark (not a test). Creates a throwaway cluster, migrates it, and measures:
+//  A. single-row inserts into sources with the quota triggers vs an identical table without them,
+//     8 writers spread over 10,000 users (alternating rounds, same run);
+//  B. 16 writers inserting for ONE user (all serialised on its counter row), then checks exactness;
+//  C. reset_billing_periods() over N users whose period has ended: total time, longest call (= transaction),
+//     and the worst latency seen meanwhile by a session inserting sources for other users.
+// Usage: npm run build && node bench/quota/run.mjs   (env: BENCH_SECONDS=10, BENCH_RESET_USERS=1000000,
+//        BENCH_FAST=1 for fsync=off, BENCH_BATCH=5000)
+import { execFileSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const resetUsers = Number(process.env.BENCH_RESET_USERS ?? 1_000_000);
+const batch = Number(process.env.BENCH_BATCH ?? 5_000);
+const fast = process.env.BENCH_FAST === '1';
+
+const sh = (args) => execFileSync('bash', [path.join(root, 'scripts', 'pg-cluster.sh'), ...args], { encoding: 'utf8' }).trim();
+const hash = (s) => createHash('sha256').update(s).digest('hex');
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'neotoma-bench-'));
+chmodSync(work, 0o755);
+const dir = path.join(work, 'cluster');
+sh(['init', dir, 'neotoma_bench', ...(fast ? ['--fast'] : [])]);
+const url = sh(['start', dir]);
+const results = {};
+try {
+  execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'migrate', 'up'], { env: { ...process.env, DATABASE_URL: url }, stdio: 'ignore' });
+  const pool = new pg.Pool({ connectionString: url, max: 24 });
+  await pool.query(`CREATE TABLE public.sources_bare (LIKE public.sources INCLUDING ALL)`);
+  const users = Array.from({ length: 10_000 }, () => randomUUID());
+  await pool.query(`INSERT INTO public.storage_usage (user_id, plan_id) SELECT unnest($1::uuid[]), 'pro'`, [users]);
+
+  let seq = 0;
+  async function writers(n, table, pickUser, secs) {
+    const deadline = Date.now() + secs * 1000;
+    const counts = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const c = await pool.connect();
+        let done = 0;
+        try {
+          while (Date.now() < deadline) {
+            const u = pickUser();
+            const h = hash(`${u}-${seq++}`);
+            await c.query(
+              `INSERT INTO public.${table} (user_id, content_hash, mime_type, storage_url, file_size) VALUES ($1, $2, 'application/pdf', $3, $4)`,
+              [u, h, `${u}/${h}`, 1000 + (seq % 5000)],
+            );
+            done++;
+          }
+        } finally {
+          c.release();
+        }
+        return done;
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0) / secs;
+  }
+
+  // A: 8 writers over 10,000 users, alternating bare / with triggers
+  const spread = () => users[Math.floor(Math.random() * users.length)];
+  const bare = [];
+  const trig = [];
+  await writers(8, 'sources', spread, 2); // warm-up
+  await writers(8, 'sources_bare', spread, 2);
+  for (let round = 0; round < 2; round++) {
+    bare.push(await writers(8, 'sources_bare', spread, seconds / 2));
+    trig.push(await writers(8, 'sources', spread, seconds / 2));
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  results.spread = { bare_per_s: Math.round(mean(bare)), quota_per_s: Math.round(mean(trig)), ratio: +(mean(trig) / mean(bare)).toFixed(3) };
+
+  // B: 16 writers on one user
+  const one = users[0];
+  const bareOne = await writers(16, 'sources_bare', () => one, seconds / 2);
+  const oneRate = await writers(16, 'sources', () => one, seconds / 2);
+  const { rows: chk } = await pool.query(
+    `SELECT su.total_bytes = s.b AND su.total_sources = s.n AS exact FROM public.storage_usage su,
+       (SELECT coalesce(sum(file_size), 0) b, count(*) n FROM public.sources WHERE user_id = $1) s WHERE su.user_id = $1`,
+    [one],
+  );
+  results.one_user = { bare_per_s: Math.round(bareOne), quota_per_s: Math.round(oneRate), exact: chk[0].exact };
+
+  // C: reset_billing_periods over N users whose period has ended
+  const t0 = Date.now();
+  for (let done = 0; done < resetUsers; done += 100_000) {
+    await pool.query(
+      `INSERT INTO public.storage_usage (user_id, billing_anchor_day, billing_period_start, billing_period_end, billing_month, interpretation_count_month)
+       SELECT gen_random_uuid(), 1 + (i % 28), b.period_start, b.period_end, to_char(b.period_start AT TIME ZONE 'UTC', 'YYYY-MM'), i % 50
+         FROM generate_series(1, $1) i, LATERAL public.billing_period_bounds(1 + (i % 28), now() - interval '40 days') b`,
+      [Math.min(100_000, resetUsers - done)],
+    );
+  }
+  await pool.query('VACUUM ANALYZE public.storage_usage');
+  const setupS = (Date.now() - t0) / 1000;
+  let stop = false;
+  let maxInsertMs = 0;
+  let probeInserts = 0;
+  const probe = (async () => {
+    const c = await pool.connect();
+    try {
+      while (!stop) {
+        const u = spread();
+        const h = hash(`${u}-probe-${seq++}`);
+        const s = performance.now();
+        await c.query(`INSERT INTO public.sources (user_id, content_hash, mime_type, storage_url, file_size) VALUES ($1, $2, 'text/plain', 'k', 10)`, [u, h]);
+        maxInsertMs = Math.max(maxInsertMs, performance.now() - s);
+        probeInserts++;
+      }
+    } finally {
+      c.release();
+    }
+  })();
+  const r0 = performance.now();
+  let maxCallMs = 0;
+  let calls = 0;
+  let rolled = 0;
+  for (;;) {
+    const s = performance.now();
+    const { rows } = await pool.query('SELECT public.reset_billing_periods($1) AS n', [batch]);
+    maxCallMs = Math.max(maxCallMs, performance.now() - s);
+    calls++;
+    rolled += rows[0].n;
+    if (rows[0].n === 0) break;
+  }
+  const totalS = (performance.now() - r0) / 1000;
+  stop = true;
+  await probe;
+  const { rows: periods } = await pool.query('SELECT count(*)::int AS n FROM public.usage_periods');
+  results.reset = {
+    users: resetUsers, setup_s: +setupS.toFixed(1), batch, calls, rolled, total_s: +totalS.toFixed(1),
+    longest_call_ms: Math.round(maxCallMs), usage_periods_rows: periods[0].n,
+    concurrent_inserts: probeInserts, worst_concurrent_insert_ms: Math.round(maxInsertMs),
+  };
+  await pool.end();
+} finally {
+  try { sh(['destroy', dir]); } catch { /* already gone */ }
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, fsync: !fast, seconds, ...results }, null, 2));

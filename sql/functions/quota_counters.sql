@@ -1,0 +1,318 @@
+-- Internal quota accounting used by the triggers on sources / interpretation_runs and by the public quota
+-- functions. Not callable by clients (schema neotoma_ops, EXECUTE for service_role only).
+--
+-- Race-freedom: every increment is ONE conditional UPDATE of the user's counter row whose WHERE clause holds
+-- the limit check. Under READ COMMITTED a concurrent writer waits for the row lock and re-evaluates the
+-- WHERE clause on the newest row version, so check and increment are atomic and k remaining slots are
+-- granted exactly k times. A missing counter row is created with INSERT ... ON CONFLICT DO NOTHING and the
+-- UPDATE retried, so first writes never raise 23505. Decrements are clamped at zero and never checked.
+
+-- neotoma_ops.quota_roll_periods(p_user_ids, p_now): closes every ended billing period of the given users
+-- (one usage_periods row per closed period: the stored one with its count, and, after an outage spanning
+-- several periods, one row per skipped period with count 0), then moves each user to the period containing
+-- p_now with interpretation_count_month = 0. Idempotent (rows already rolled are skipped; usage_periods
+-- rows are written once). Locks the users' counter rows. Returns the number of users rolled.
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_roll_periods(p_user_ids uuid[], p_now timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+  v_rolled integer;
+BEGIN
+  PERFORM 1 FROM public.storage_usage su
+   WHERE su.user_id = ANY (p_user_ids) AND su.billing_period_end <= p_now
+   ORDER BY su.user_id
+   FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN 0;
+  END IF;
+
+  WITH RECURSIVE cur AS (
+    SELECT su.user_id, su.plan_id, su.billing_anchor_day AS anchor, su.billing_period_start AS ps,
+           su.billing_period_end AS pe, su.billing_month, su.interpretation_count_month AS used,
+           su.total_bytes, su.total_sources,
+           coalesce(su.interpretation_limit_month_override,
+                    (SELECT p.interpretation_limit_month FROM public.plans p WHERE p.id = su.plan_id)) AS lim,
+           b.period_start AS cur_start
+      FROM public.storage_usage su
+     CROSS JOIN LATERAL public.billing_period_bounds(su.billing_anchor_day, p_now) b
+     WHERE su.user_id = ANY (p_user_ids) AND su.billing_period_end <= p_now
+  ), gap (user_id, ps, pe, cur_start, anchor, depth) AS (
+    SELECT c.user_id, g.period_start, g.period_end, c.cur_start, c.anchor, 1
+      FROM cur c CROSS JOIN LATERAL public.billing_period_bounds(c.anchor, c.pe) g
+     WHERE g.period_end <= c.cur_start AND g.period_start >= c.pe
+    UNION ALL
+    SELECT gp.user_id, g.period_start, g.period_end, gp.cur_start, gp.anchor, gp.depth + 1
+      FROM gap gp CROSS JOIN LATERAL public.billing_period_bounds(gp.anchor, gp.pe) g
+     WHERE g.period_end <= gp.cur_start AND gp.depth < 1200
+  )
+  INSERT INTO public.usage_periods AS up (user_id, period_start, period_end, billing_month, plan_id,
+                                          interpretation_count, interpretation_limit, total_bytes, total_sources)
+  SELECT c.user_id, c.ps, c.pe, c.billing_month, c.plan_id, c.used, c.lim, c.total_bytes, c.total_sources
+    FROM cur c
+  UNION ALL
+  SELECT gp.user_id, gp.ps, gp.pe, to_char(gp.ps AT TIME ZONE 'UTC', 'YYYY-MM'), c.plan_id, 0, c.lim,
+         c.total_bytes, c.total_sources
+    FROM gap gp JOIN cur c ON c.user_id = gp.user_id
+  ON CONFLICT (user_id, period_start) DO NOTHING;
+
+  UPDATE public.storage_usage su
+     SET (billing_period_start, billing_period_end, billing_month, interpretation_count_month) =
+         (SELECT b.period_start, b.period_end, to_char(b.period_start AT TIME ZONE 'UTC', 'YYYY-MM'), 0
+            FROM public.billing_period_bounds(su.billing_anchor_day, p_now) b)
+   WHERE su.user_id = ANY (p_user_ids) AND su.billing_period_end <= p_now;
+  GET DIAGNOSTICS v_rolled = ROW_COUNT;
+  RETURN v_rolled;
+END
+$fn$;
+
+-- neotoma_ops.quota_raise_storage / quota_raise_file_too_large / quota_raise_interpretations: count the
+-- rejection (sequence: survives the rollback of the refused statement) and raise the §4.2 error.
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_raise_storage(p_user_id uuid, p_plan_id text, p_used bigint,
+                                                           p_limit bigint, p_requested bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+BEGIN
+  PERFORM pg_catalog.nextval('neotoma_ops.quota_rejections_storage');
+  RAISE EXCEPTION USING
+    ERRCODE = 'PT402',
+    MESSAGE = format('Storage quota exceeded: %s of %s used on plan %s; this upload needs %s',
+                     public.format_bytes(p_used), public.format_bytes(p_limit), p_plan_id,
+                     public.format_bytes(p_requested)),
+    DETAIL = jsonb_build_object('code', 'STORAGE_QUOTA_EXCEEDED', 'plan', p_plan_id, 'user_id', p_user_id,
+                                'used_bytes', p_used, 'limit_bytes', p_limit,
+                                'requested_bytes', p_requested)::text,
+    HINT = format('Delete sources you no longer need (free at least %s) or upgrade to a larger plan; '
+                  'storage does not reset with the billing period.',
+                  public.format_bytes(GREATEST(p_used + p_requested - p_limit, 0)));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_raise_file_too_large(p_user_id uuid, p_plan_id text,
+                                                                  p_file_bytes bigint, p_max_file_bytes bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+BEGIN
+  PERFORM pg_catalog.nextval('neotoma_ops.quota_rejections_file_size');
+  RAISE EXCEPTION USING
+    ERRCODE = 'PT413',
+    MESSAGE = format('File too large: %s exceeds the per-file limit of %s on plan %s',
+                     public.format_bytes(p_file_bytes), public.format_bytes(p_max_file_bytes), p_plan_id),
+    DETAIL = jsonb_build_object('code', 'FILE_TOO_LARGE', 'plan', p_plan_id, 'user_id', p_user_id,
+                                'file_bytes', p_file_bytes, 'max_file_bytes', p_max_file_bytes)::text,
+    HINT = format('Upload files of at most %s, split the file, or upgrade to a plan with a larger per-file limit.',
+                  public.format_bytes(p_max_file_bytes));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_raise_interpretations(p_user_id uuid, p_plan_id text, p_used integer,
+                                                                   p_limit integer, p_requested integer,
+                                                                   p_resets_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+  v_resets text := to_char(p_resets_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+BEGIN
+  PERFORM pg_catalog.nextval('neotoma_ops.quota_rejections_interpretations');
+  RAISE EXCEPTION USING
+    ERRCODE = 'PT402',
+    MESSAGE = format('Interpretation quota exceeded: %s of %s interpretations used this billing period on plan %s',
+                     p_used, p_limit, p_plan_id),
+    DETAIL = jsonb_build_object('code', 'INTERPRETATION_QUOTA_EXCEEDED', 'plan', p_plan_id, 'user_id', p_user_id,
+                                'used', p_used, 'limit', p_limit, 'requested', p_requested,
+                                'resets_at', v_resets)::text,
+    HINT = format('The interpretation quota resets on %s UTC; upgrade to a larger plan to interpret more now.',
+                  to_char(p_resets_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
+END
+$fn$;
+
+-- neotoma_ops.quota_charge_storage(p_user_id, p_bytes, p_sources, p_max_file_bytes): adds p_bytes /
+-- p_sources to the user's counters when the result stays within the storage limit (reaching it exactly is
+-- allowed) and p_max_file_bytes (largest new file, NULL = none) is within the per-file limit; otherwise
+-- raises PT402 STORAGE_QUOTA_EXCEEDED or PT413 FILE_TOO_LARGE. Creates the counter row when missing. Rolls
+-- an ended billing period lazily.
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_charge_storage(p_user_id uuid, p_bytes bigint, p_sources bigint,
+                                                            p_max_file_bytes bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+  v_end   timestamptz;
+  v_row   record;
+BEGIN
+  -- a NULL amount would match no row and loop into a misleading 40001
+  IF p_bytes IS NULL OR p_sources IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = format('quota_charge_storage: p_bytes and p_sources must not be NULL, got %s and %s',
+                       coalesce(p_bytes::text, 'NULL'), coalesce(p_sources::text, 'NULL')),
+      HINT = 'Pass the bytes and the number of sources to charge (0 when none).';
+  END IF;
+  FOR v_attempt IN 1..5 LOOP
+    UPDATE public.storage_usage su
+       SET total_bytes = GREATEST(su.total_bytes + p_bytes, 0),
+           total_sources = GREATEST(su.total_sources + p_sources, 0)
+     WHERE su.user_id = p_user_id
+       AND su.total_bytes + p_bytes <= coalesce(su.storage_limit_bytes_override,
+             (SELECT p.storage_limit_bytes FROM public.plans p WHERE p.id = su.plan_id), 9223372036854775807)
+       AND (p_max_file_bytes IS NULL
+            OR p_max_file_bytes <= coalesce(su.max_file_bytes_override,
+                 (SELECT p.max_file_bytes FROM public.plans p WHERE p.id = su.plan_id), 9223372036854775807))
+    RETURNING su.billing_period_end INTO v_end;
+    IF FOUND THEN
+      IF v_end <= now() THEN
+        PERFORM neotoma_ops.quota_roll_periods(ARRAY[p_user_id], now());
+      END IF;
+      RETURN;
+    END IF;
+
+    SELECT su.plan_id, su.total_bytes,
+           coalesce(su.storage_limit_bytes_override, p.storage_limit_bytes) AS storage_limit,
+           coalesce(su.max_file_bytes_override, p.max_file_bytes) AS max_file
+      INTO v_row
+      FROM public.storage_usage su JOIN public.plans p ON p.id = su.plan_id
+     WHERE su.user_id = p_user_id;
+    IF NOT FOUND THEN
+      INSERT INTO public.storage_usage (user_id) VALUES (p_user_id) ON CONFLICT (user_id) DO NOTHING;
+      CONTINUE;
+    END IF;
+    IF p_max_file_bytes IS NOT NULL AND v_row.max_file IS NOT NULL AND p_max_file_bytes > v_row.max_file THEN
+      PERFORM neotoma_ops.quota_raise_file_too_large(p_user_id, v_row.plan_id, p_max_file_bytes, v_row.max_file);
+    END IF;
+    IF v_row.storage_limit IS NOT NULL AND v_row.total_bytes + p_bytes > v_row.storage_limit THEN
+      PERFORM neotoma_ops.quota_raise_storage(p_user_id, v_row.plan_id, v_row.total_bytes, v_row.storage_limit,
+                                              p_bytes);
+    END IF;
+    -- the row changed between the UPDATE and this read (plan change, delete): try again
+  END LOOP;
+  RAISE EXCEPTION USING ERRCODE = '40001',
+    MESSAGE = format('storage quota accounting for user %s did not settle after 5 attempts', p_user_id),
+    HINT = 'Retry the statement.';
+END
+$fn$;
+
+-- neotoma_ops.quota_release_storage(p_user_id, p_bytes, p_sources): subtracts from the counters, clamped at
+-- zero, never checked against a limit (deletes always work, even when the counter has drifted low).
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_release_storage(p_user_id uuid, p_bytes bigint, p_sources bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+BEGIN
+  UPDATE public.storage_usage su
+     SET total_bytes = GREATEST(su.total_bytes - p_bytes, 0),
+         total_sources = GREATEST(su.total_sources - p_sources, 0)
+   WHERE su.user_id = p_user_id;
+END
+$fn$;
+
+-- neotoma_ops.quota_charge_interpretations(p_user_id, p_count): counts p_count new interpretation runs in
+-- the user's current billing period if the period's limit allows it, else raises PT402
+-- INTERPRETATION_QUOTA_EXCEEDED with resets_at. Rolls an ended period first (lazy roll: a new period starts
+-- at 0 without any cron run). Creates the counter row when missing.
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_charge_interpretations(p_user_id uuid, p_count integer)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+  v_row record;
+BEGIN
+  -- a NULL count would match no row and loop into a misleading 40001
+  IF p_count IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023',
+      MESSAGE = 'quota_charge_interpretations: p_count must not be NULL',
+      HINT = 'Pass the number of new interpretation runs to count.';
+  END IF;
+  FOR v_attempt IN 1..5 LOOP
+    UPDATE public.storage_usage su
+       SET interpretation_count_month = su.interpretation_count_month + p_count
+     WHERE su.user_id = p_user_id
+       AND su.billing_period_end > now()
+       AND su.interpretation_count_month + p_count <= coalesce(su.interpretation_limit_month_override,
+             (SELECT p.interpretation_limit_month FROM public.plans p WHERE p.id = su.plan_id), 2147483647);
+    IF FOUND THEN
+      RETURN;
+    END IF;
+
+    SELECT su.plan_id, su.interpretation_count_month AS used, su.billing_period_end,
+           coalesce(su.interpretation_limit_month_override, p.interpretation_limit_month) AS lim
+      INTO v_row
+      FROM public.storage_usage su JOIN public.plans p ON p.id = su.plan_id
+     WHERE su.user_id = p_user_id;
+    IF NOT FOUND THEN
+      INSERT INTO public.storage_usage (user_id) VALUES (p_user_id) ON CONFLICT (user_id) DO NOTHING;
+      CONTINUE;
+    END IF;
+    IF v_row.billing_period_end <= now() THEN
+      PERFORM neotoma_ops.quota_roll_periods(ARRAY[p_user_id], now());
+      CONTINUE;
+    END IF;
+    IF v_row.lim IS NOT NULL AND v_row.used + p_count > v_row.lim THEN
+      PERFORM neotoma_ops.quota_raise_interpretations(p_user_id, v_row.plan_id, v_row.used, v_row.lim, p_count,
+                                                      v_row.billing_period_end);
+    END IF;
+  END LOOP;
+  RAISE EXCEPTION USING ERRCODE = '40001',
+    MESSAGE = format('interpretation quota accounting for user %s did not settle after 5 attempts', p_user_id),
+    HINT = 'Retry the statement.';
+END
+$fn$;
+
+-- neotoma_ops.quota_rejection_counts(): refused statements per resource since the counters were created
+-- (storage, interpretations, file_size). For ops_metrics(). After a crash a count may jump ahead by at
+-- most 32 (sequences are WAL-logged in steps), never back.
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_rejection_counts()
+RETURNS TABLE (resource text, rejections bigint)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+  SELECT 'storage', CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM neotoma_ops.quota_rejections_storage s
+  UNION ALL
+  SELECT 'interpretations', CASE WHEN s.is_called THEN s.last_value ELSE 0 END
+    FROM neotoma_ops.quota_rejections_interpretations s
+  UNION ALL
+  SELECT 'file_size', CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM neotoma_ops.quota_rejections_file_size s
+$fn$;
+
+REVOKE ALL ON FUNCTION neotoma_ops.quota_roll_periods(uuid[], timestamptz) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_raise_storage(uuid, text, bigint, bigint, bigint) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_raise_file_too_large(uuid, text, bigint, bigint) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_raise_interpretations(uuid, text, integer, integer, integer, timestamptz)
+  FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_charge_storage(uuid, bigint, bigint, bigint) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_release_storage(uuid, bigint, bigint) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_charge_interpretations(uuid, integer) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_rejection_counts() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_roll_periods(uuid[], timestamptz) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_raise_storage(uuid, text, bigint, bigint, bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_raise_file_too_large(uuid, text, bigint, bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_raise_interpretations(uuid, text, integer, integer, integer, timestamptz)
+  TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_charge_storage(uuid, bigint, bigint, bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_release_storage(uuid, bigint, bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_charge_interpretations(uuid, integer) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_rejection_counts() TO service_role;

@@ -1,0 +1,185 @@
+import type pg from 'pg';
+
+/** Anything that runs a parameterised query: a pg.Pool, a pg.Client or a checked-out pool client. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** What the work reports when it succeeds; recorded on the run. */
+export interface InterpretationCounts {
+  observationsCreated?: number;
+  unknownFieldsCount?: number;
+}
+
+export interface WithHeartbeatOptions {
+  /** Time between heartbeats. Default: a third of the configured run timeout (public.interpretation_run_timeout()). */
+  intervalMs?: number;
+  /** Called when a heartbeat fails for another reason than the run being finished (e.g. a dropped connection);
+   *  heartbeating goes on, and the run times out only if heartbeats keep failing for a whole timeout. */
+  onHeartbeatError?: (err: unknown) => void;
+}
+
+export interface HeartbeatRunResult {
+  runId: string;
+  status: 'completed';
+  observationsCreated: number;
+  unknownFieldsCount: number;
+  /** Heartbeats recorded while the work ran. */
+  heartbeats: number;
+  intervalMs: number;
+}
+
+/**
+ * The run is no longer pending/running (typically: cleanup_stale_interpretations() failed it after its
+ * heartbeats stopped). Its row was left as the database has it; the work was aborted or its result discarded.
+ */
+export class InterpretationRunInactiveError extends Error {
+  readonly runId: string;
+  constructor(runId: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InterpretationRunInactiveError';
+    this.runId = runId;
+  }
+}
+
+/** SQLSTATEs of heartbeat/start meaning "this run is finished or gone": stop, do not retry. */
+const RUN_INACTIVE_CODES = new Set(['55000', 'P0002']);
+
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function messageOf(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.trim() === '' ? 'interpretation failed without an error message' : text;
+}
+
+function count(value: number | undefined, name: string): number {
+  const n = value ?? 0;
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`withHeartbeat: ${name} must be a non-negative integer, got ${String(value)}`);
+  }
+  return n;
+}
+
+/** Default heartbeat interval for a run timeout: a third of it, so two heartbeats may be lost before a timeout. */
+export function defaultHeartbeatIntervalMs(timeoutMs: number): number {
+  return Math.max(100, Math.floor(timeoutMs / 3));
+}
+
+/**
+ * Runs `work` as interpretation run `runId`: marks the run running (public.start_interpretation_run), calls
+ * public.heartbeat_interpretation every `intervalMs` while the work runs, then marks the run completed with
+ * the work's counts, or failed with the work's error message (and rethrows it).
+ *
+ * When a heartbeat reports that the run is no longer active (the sweep failed it), heartbeating stops, `work`
+ * is aborted through its AbortSignal (reason: an InterpretationRunInactiveError), nothing is written, and the
+ * returned promise rejects with that error. A completion that arrives after the sweep also changes nothing
+ * (the database guards every status change) and rejects the same way.
+ */
+export async function withHeartbeat(
+  db: Queryable,
+  runId: string,
+  work: (signal: AbortSignal) => Promise<InterpretationCounts | void>,
+  options: WithHeartbeatOptions = {},
+): Promise<HeartbeatRunResult> {
+  if (options.intervalMs !== undefined && !(Number.isFinite(options.intervalMs) && options.intervalMs > 0)) {
+    throw new RangeError(`withHeartbeat: intervalMs must be a positive number of milliseconds, got ${options.intervalMs}`);
+  }
+
+  let timeoutMs: number;
+  try {
+    const { rows } = await db.query<{ timeout_at: Date; timeout_ms: string }>(
+      `SELECT public.start_interpretation_run($1) AS timeout_at,
+              (extract(epoch FROM public.interpretation_run_timeout()) * 1000)::bigint AS timeout_ms`,
+      [runId],
+    );
+    timeoutMs = Number(rows[0]?.timeout_ms);
+  } catch (err) {
+    if (RUN_INACTIVE_CODES.has(sqlState(err) ?? '')) {
+      throw new InterpretationRunInactiveError(runId, `interpretation run ${runId} cannot start: ${messageOf(err)}`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  const intervalMs = options.intervalMs ?? defaultHeartbeatIntervalMs(timeoutMs);
+
+  const controller = new AbortController();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> | undefined;
+  let heartbeats = 0;
+  let inactive: InterpretationRunInactiveError | undefined;
+
+  const beat = async (): Promise<void> => {
+    try {
+      await db.query('SELECT public.heartbeat_interpretation($1)', [runId]);
+      heartbeats += 1;
+    } catch (err) {
+      if (RUN_INACTIVE_CODES.has(sqlState(err) ?? '')) {
+        inactive = new InterpretationRunInactiveError(
+          runId,
+          `interpretation run ${runId} is no longer active; work aborted: ${messageOf(err)}`,
+          { cause: err },
+        );
+        stopped = true;
+        controller.abort(inactive);
+        return;
+      }
+      options.onHeartbeatError?.(err);
+    }
+  };
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      inFlight = beat().finally(() => {
+        inFlight = undefined;
+        schedule();
+      });
+    }, intervalMs);
+  };
+  const stop = async (): Promise<void> => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    await inFlight;
+  };
+
+  schedule();
+  let counts: InterpretationCounts | void;
+  try {
+    counts = await work(controller.signal);
+  } catch (err) {
+    await stop();
+    if (inactive) throw inactive;
+    // Guarded in SQL: a run the sweep failed in the meantime keeps its timeout status.
+    await db.query('SELECT public.fail_interpretation_run($1, $2)', [runId, messageOf(err)]);
+    throw err;
+  }
+  await stop();
+  if (inactive) throw inactive;
+
+  let observationsCreated: number;
+  let unknownFieldsCount: number;
+  try {
+    observationsCreated = count(counts?.observationsCreated, 'observationsCreated');
+    unknownFieldsCount = count(counts?.unknownFieldsCount, 'unknownFieldsCount');
+  } catch (err) {
+    await db.query('SELECT public.fail_interpretation_run($1, $2)', [runId, messageOf(err)]);
+    throw err;
+  }
+
+  const { rows } = await db.query<{ completed: boolean }>(
+    'SELECT public.complete_interpretation_run($1, $2, $3) AS completed',
+    [runId, observationsCreated, unknownFieldsCount],
+  );
+  if (rows[0]?.completed !== true) {
+    throw new InterpretationRunInactiveError(
+      runId,
+      `interpretation run ${runId} was finished by someone else (e.g. failed by the timeout sweep) before the work ` +
+        'completed; its result was not recorded',
+    );
+  }
+  return { runId, status: 'completed', observationsCreated, unknownFieldsCount, heartbeats, intervalMs };
+}
