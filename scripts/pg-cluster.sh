@@ -31,9 +31,14 @@ as_owner() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pick_port() {
-  local port tries=0
+  local port tries=0 span=30000 eph_low
+  # Stay below the kernel's ephemeral range: a client socket's local port there would make the server's bind
+  # fail later (EADDRINUSE) even though nothing listened on it when the port was picked.
+  if read -r eph_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && (( eph_low > 21000 )); then
+    span=$(( eph_low - 20000 ))
+  fi
   while (( tries < 200 )); do
-    port=$(( 20000 + RANDOM % 30000 ))
+    port=$(( 20000 + RANDOM % span ))
     if [[ $port -ne 5432 ]] && ! port_in_use "$port"; then echo "$port"; return 0; fi
     tries=$((tries + 1))
   done

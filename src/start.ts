@@ -96,7 +96,7 @@ export async function start(log: (line: string) => void = (l) => console.log(l))
     const result = await migrateUp(db.url, { log });
     log(`migrations: ${result.migrations.length} newly applied, ${result.sqlFiles.length} SQL files (re)applied`);
     log(await describeDatabase(db.url));
-    log('running the upload worker; press Ctrl-C to stop');
+    log('running; press Ctrl-C to stop');
     const signal = untilSignal().then((sig) => log(`${sig} received, stopping`));
     await runWorker({ databaseUrl: db.url, log, stopSignal: signal });
   } finally {

@@ -3,7 +3,8 @@ import { OperationalError } from '../errors.js';
 import { createStorageFromEnv } from '../storage/index.js';
 import type { StorageAdapter } from '../storage/types.js';
 import { positiveInteger, workerSettingsFromEnv } from './config.js';
-import { UploadWorker, type WorkerStats } from './worker.js';
+import { startWorkerMetrics } from './metrics.js';
+import { UploadWorker, type UploadOutcome, type WorkerStats } from './worker.js';
 
 export interface RunWorkerOptions {
   databaseUrl: string;
@@ -52,7 +53,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
   const workerId = values['worker-id']?.trim();
   if (values['worker-id'] !== undefined && !workerId) throw new OperationalError('--worker-id must not be empty.');
   const storage = options.storage ?? createStorageFromEnv(env);
-  const worker = new UploadWorker({
+  const metrics = await startWorkerMetrics(options.databaseUrl, env, log);
+  let worker: UploadWorker;
+  try {
+    worker = new UploadWorker({
     ...settings,
     concurrency,
     databaseUrl: options.databaseUrl,
@@ -60,12 +64,18 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     once: values.once ?? false,
     log,
     ...(workerId ? { workerId } : {}),
-  });
+    ...(metrics ? { onOutcome: (o: UploadOutcome, s: number) => metrics.onOutcome(o, s) } : {}),
+    });
+  } catch (err) {
+    await metrics?.close();
+    throw err;
+  }
   const stop = options.stopSignal ?? firstSignal(log);
   void stop.then(() => worker.stop());
   try {
     return await worker.run();
   } finally {
+    await metrics?.close();
     if (!options.storage) await storage.close?.();
   }
 }

@@ -30,6 +30,8 @@ export interface WorkerOptions {
   shutdownGraceMs?: number;
   /** Drain what is due now, then return (no LISTEN). */
   once?: boolean;
+  /** Called once per claimed job with how it ended and how long it took (for metrics). */
+  onOutcome?: (outcome: UploadOutcome, seconds: number) => void;
   log?: (line: string) => void;
 }
 
@@ -45,6 +47,12 @@ export interface WorkerStats {
   /** Jobs whose lease was taken over before this worker could report (another worker owns them now). */
   lost: number;
 }
+
+/**
+ * How one claimed job ended for this worker: stored and completed; failed back as retryable or as permanent;
+ * released at shutdown; or lost (its lease passed to another worker).
+ */
+export type UploadOutcome = 'stored' | 'retryable' | 'permanent' | 'released' | 'lost';
 
 class LeaseLost extends Error {
   constructor() {
@@ -95,6 +103,7 @@ export class UploadWorker {
   private readonly shutdownGraceMs: number;
   private readonly once: boolean;
   private readonly log: (line: string) => void;
+  private readonly onOutcome: ((outcome: UploadOutcome, seconds: number) => void) | undefined;
   private readonly pool: pg.Pool;
   private readonly inFlight = new Map<string, InFlight>();
   private readonly stopController = new AbortController();
@@ -114,6 +123,7 @@ export class UploadWorker {
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
     this.once = options.once ?? false;
     this.log = options.log ?? ((line) => console.log(line));
+    this.onOutcome = options.onOutcome;
     this.pool = createPool(this.databaseUrl, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
   }
 
@@ -274,7 +284,18 @@ export class UploadWorker {
     }
   }
 
+  private count(outcome: UploadOutcome, startedAt: number): void {
+    const key = ({ stored: 'completed', retryable: 'retried', permanent: 'failed', released: 'released', lost: 'lost' } as const)[outcome];
+    this.stats[key]++;
+    try {
+      this.onOutcome?.(outcome, (performance.now() - startedAt) / 1000);
+    } catch {
+      // metrics must never break the worker
+    }
+  }
+
   private async process(job: ClaimedJob, controller: AbortController): Promise<void> {
+    const startedAt = performance.now();
     const id = job.job_id;
     const token = job.lease_token;
     let extending = false;
@@ -321,7 +342,7 @@ export class UploadWorker {
       } catch (err) {
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
         if (reason instanceof LeaseLost) {
-          this.stats.lost++;
+          this.count('lost', startedAt);
           this.say(`job ${id}: lease lost; another worker owns it now`);
           return;
         }
@@ -329,8 +350,7 @@ export class UploadWorker {
           const ok = await this.report('fail_upload_job', () =>
             queue.fail(this.pool, id, token, 'worker shut down before the upload finished', true),
           );
-          if (ok) this.stats.released++;
-          else this.stats.lost++;
+          this.count(ok ? 'released' : 'lost', startedAt);
           return;
         }
         uploadError = timeout.aborted
@@ -341,16 +361,13 @@ export class UploadWorker {
       if (uploadError) {
         const retryable = uploadError.retryable;
         const ok = await this.report('fail_upload_job', () => queue.fail(this.pool, id, token, uploadError.message, retryable));
-        if (!ok) this.stats.lost++;
-        else if (retryable) this.stats.retried++;
-        else this.stats.failed++;
+        this.count(!ok ? 'lost' : retryable ? 'retryable' : 'permanent', startedAt);
         this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`);
         return;
       }
       const ok = await this.report('complete_upload_job', () => queue.complete(this.pool, id, token, job.storage_path));
-      if (ok) this.stats.completed++;
-      else {
-        this.stats.lost++;
+      this.count(ok ? 'stored' : 'lost', startedAt);
+      if (!ok) {
         this.say(`job ${id}: stored, but the lease had passed to another worker; it will store the same object`);
       }
     } finally {

@@ -18,7 +18,7 @@ describe('npm start (neotoma-ops start)', () => {
   it('embedded database, state printed, then the worker stores queued uploads under NEOTOMA_HOME/storage; SIGTERM stops both', async () => {
     home = await mkdtemp(path.join(os.tmpdir(), 'neotoma-home-'));
     await chmod(home, 0o755); // the cluster runs as the postgres OS user
-    const p = spawnCli(['start'], { NEOTOMA_HOME: home, DATABASE_URL: '', STORAGE_BACKEND: '', WORKER_POLL_INTERVAL_MS: '60000' });
+    const p = spawnCli(['start'], { NEOTOMA_HOME: home, DATABASE_URL: '', STORAGE_BACKEND: '', WORKER_POLL_INTERVAL_MS: '60000', METRICS_PORT: '0' });
     try {
       const urlLine = await p.line(/^database:\s+postgres/, 90_000);
       await p.line(/pg_cron:/);

@@ -109,8 +109,9 @@ describe('upload worker processes', () => {
     expect(rows[1].error_message).toMatch(/shut down/);
   });
 
-  it('NOTIFY wakes an idle worker long before its next poll', async () => {
-    const w = spawnWorker(['--worker-id', 'idle'], { ...env, WORKER_POLL_INTERVAL_MS: '60000' });
+  it('NOTIFY wakes an idle worker long before its next poll; /metrics counts the upload', async () => {
+    const w = spawnWorker(['--worker-id', 'idle'], { ...env, WORKER_POLL_INTERVAL_MS: '60000', METRICS_PORT: '0' });
+    const metricsUrl = /(http:\/\/\S+\/metrics)/.exec(await w.line(/metrics: http/))![1]!;
     await w.line(/listening on upload_queue/);
     await new Promise((r) => setTimeout(r, 300)); // past the claim made on start-up: now idle until the next poll
     const c = await pool.connect();
@@ -120,6 +121,11 @@ describe('upload worker processes', () => {
     await waitFor('the job to complete', async () => standIn.stored.get(`sources/${job!.key}`) === 1, 10_000, 10);
     const latency = Date.now() - t0;
     expect(latency).toBeLessThan(3000);
+    const text = await waitFor('the upload in /metrics', async () => {
+      const t = await (await fetch(metricsUrl)).text();
+      return /^neotoma_worker_uploads_succeeded_total 1$/m.test(t) && t;
+    }, 5000);
+    expect(text).toMatch(/^neotoma_worker_upload_duration_seconds_count\{outcome="stored"\} 1$/m);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
     expect(await jobStatus(pool)).toEqual({ completed: 1 });

@@ -91,7 +91,7 @@ export function spawnWorker(args: string[], env: Record<string, string>): Worker
 /** `node dist/cli.js ...` as a child process; output lines are collected. */
 export function spawnCli(args: string[], env: Record<string, string>): WorkerProcess {
   const child = spawn(process.execPath, [path.join(projectRoot, 'dist', 'cli.js'), ...args], {
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', METRICS_PORT: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
