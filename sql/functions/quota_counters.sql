@@ -38,6 +38,12 @@ BEGIN
   v_dprev := v_month - v_prev;
   v_dnext := (v_next + interval '1 month')::date - v_next;
 
+  -- cheap exit (the common case of the lazy and refund paths): nobody in the set is due
+  IF NOT EXISTS (SELECT 1 FROM public.storage_usage su
+                  WHERE su.user_id = ANY (p_user_ids) AND su.billing_period_end <= p_now) THEN
+    RETURN 0;
+  END IF;
+
   WITH due AS (
     SELECT su.user_id, su.plan_id, su.billing_anchor_day AS anchor, su.billing_period_start AS ps,
            su.billing_period_end AS pe, su.billing_month, su.interpretation_count_month AS used,

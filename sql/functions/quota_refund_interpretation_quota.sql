@@ -27,6 +27,19 @@ BEGIN
     RETURN 0;
   END IF;
 
+  IF cardinality(p_user_ids) = 1 THEN
+    -- one run (public.refund_interpretation_quota): the same rules as one conditional UPDATE
+    PERFORM neotoma_ops.quota_roll_periods(p_user_ids, now());
+    UPDATE public.storage_usage su
+       SET interpretation_count_month = su.interpretation_count_month - 1
+     WHERE su.user_id = p_user_ids[1]
+       AND su.interpretation_count_month > 0
+       AND p_counted_at[1] >= su.billing_period_start
+       AND p_counted_at[1] < su.billing_period_end;
+    GET DIAGNOSTICS v_refunded = ROW_COUNT;
+    RETURN v_refunded;
+  END IF;
+
   PERFORM neotoma_ops.quota_roll_periods(ARRAY(SELECT DISTINCT u FROM unnest(p_user_ids) AS u), now());
 
   WITH runs AS (
