@@ -5,7 +5,8 @@
 //  C. reset_billing_periods() over N users whose period has ended: total time, longest call (= transaction),
 //     and the worst latency seen meanwhile by a session inserting sources for other users.
 // Usage: npm run build && node bench/quota/run.mjs   (env: BENCH_SECONDS=10, BENCH_RESET_USERS=1000000,
-//        BENCH_FAST=1 for fsync=off, BENCH_BATCH=5000)
+//        BENCH_FAST=1 for fsync=off, BENCH_BATCH=10000 as the hourly job,
+//        BENCH_ROUNDS=5 alternating rounds, BENCH_PARTS=spread,cpu,one,reset to run only some parts)
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
@@ -17,8 +18,10 @@ import pg from 'pg';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const resetUsers = Number(process.env.BENCH_RESET_USERS ?? 1_000_000);
-const batch = Number(process.env.BENCH_BATCH ?? 5_000);
+const batch = Number(process.env.BENCH_BATCH ?? 10_000);
 const fast = process.env.BENCH_FAST === '1';
+const parts = new Set((process.env.BENCH_PARTS ?? 'spread,cpu,one,reset').split(','));
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const sh = (args) => execFileSync('bash', [path.join(root, 'scripts', 'pg-cluster.sh'), ...args], { encoding: 'utf8' }).trim();
 const hash = (s) => createHash('sha256').update(s).digest('hex');
@@ -62,19 +65,59 @@ try {
     return counts.reduce((a, b) => a + b, 0) / secs;
   }
 
-  // A: 8 writers over 10,000 users, alternating bare / with triggers
   const spread = () => users[Math.floor(Math.random() * users.length)];
-  const bare = [];
-  const trig = [];
-  await writers(8, 'sources', spread, 2); // warm-up
-  await writers(8, 'sources_bare', spread, 2);
-  for (let round = 0; round < 2; round++) {
-    bare.push(await writers(8, 'sources_bare', spread, seconds / 2));
-    trig.push(await writers(8, 'sources', spread, seconds / 2));
+  if (parts.has('spread')) {
+    // A: 8 writers over 10,000 users, short alternating rounds bare / with triggers, so that a change of
+    // background load hits both tables alike; the median of the per-round ratios is the figure reported
+    const bare = [];
+    const trig = [];
+    const ratios = [];
+    await writers(8, 'sources', spread, 2); // warm-up
+    await writers(8, 'sources_bare', spread, 2);
+    for (let round = 0; round < rounds; round++) {
+      const b = await writers(8, 'sources_bare', spread, seconds / rounds);
+      const t = await writers(8, 'sources', spread, seconds / rounds);
+      bare.push(b);
+      trig.push(t);
+      ratios.push(t / b);
+    }
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    results.spread = {
+      bare_per_s: Math.round(mean(bare)), quota_per_s: Math.round(mean(trig)),
+      ratio_of_means: +(mean(trig) / mean(bare)).toFixed(3), median_round_ratio: +median(ratios).toFixed(3),
+      round_ratios: ratios.map((r) => +r.toFixed(2)),
+    };
   }
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  results.spread = { bare_per_s: Math.round(mean(bare)), quota_per_s: Math.round(mean(trig)), ratio: +(mean(trig) / mean(bare)).toFixed(3) };
-
+  // CPU per insert inside the server, no client round trip: a DO loop of 5,000 single-row inserts for
+  // distinct users into each table (best of 3 loops, each one transaction)
+  if (parts.has('cpu')) {
+    const us = {};
+    for (const table of ['sources_bare', 'sources']) {
+      let best = Infinity;
+      for (let rep = 0; rep < 3; rep++) {
+        const c = await pool.connect();
+        try {
+          await c.query(`DO $$
+            DECLARE t0 timestamptz := clock_timestamp(); u uuid[] := ARRAY(SELECT user_id FROM public.storage_usage LIMIT 5000);
+            BEGIN
+              FOR i IN 1..5000 LOOP
+                INSERT INTO public.${table} (user_id, content_hash, mime_type, storage_url, file_size)
+                VALUES (u[i], md5(random()::text) || md5(random()::text), 'application/pdf', 'k', 1000 + i);
+              END LOOP;
+              PERFORM set_config('bench.us', (extract(epoch FROM clock_timestamp() - t0) * 1e6 / 5000)::text, false);
+            END $$`);
+          const { rows } = await c.query(`SELECT current_setting('bench.us')::float8 AS us`);
+          best = Math.min(best, rows[0].us);
+        } finally {
+          c.release();
+        }
+      }
+      us[table] = +best.toFixed(1);
+    }
+    results.cpu_us_per_insert = { bare: us.sources_bare, quota: us.sources, trigger_cost: +(us.sources - us.sources_bare).toFixed(1) };
+  }
+  if (parts.has('one')) {
   // B: 16 writers on one user
   const one = users[0];
   const bareOne = await writers(16, 'sources_bare', () => one, seconds / 2);
@@ -86,6 +129,8 @@ try {
   );
   results.one_user = { bare_per_s: Math.round(bareOne), quota_per_s: Math.round(oneRate), exact: chk[0].exact };
 
+  }
+  if (parts.has('reset')) {
   // C: reset_billing_periods over N users whose period has ended
   const t0 = Date.now();
   for (let done = 0; done < resetUsers; done += 100_000) {
@@ -118,12 +163,14 @@ try {
   })();
   const r0 = performance.now();
   let maxCallMs = 0;
+  let sumCallMs = 0;
   let calls = 0;
   let rolled = 0;
   for (;;) {
     const s = performance.now();
     const { rows } = await pool.query('SELECT public.reset_billing_periods($1) AS n', [batch]);
     maxCallMs = Math.max(maxCallMs, performance.now() - s);
+    sumCallMs += performance.now() - s;
     calls++;
     rolled += rows[0].n;
     if (rows[0].n === 0) break;
@@ -134,9 +181,10 @@ try {
   const { rows: periods } = await pool.query('SELECT count(*)::int AS n FROM public.usage_periods');
   results.reset = {
     users: resetUsers, setup_s: +setupS.toFixed(1), batch, calls, rolled, total_s: +totalS.toFixed(1),
-    longest_call_ms: Math.round(maxCallMs), usage_periods_rows: periods[0].n,
+    longest_call_ms: Math.round(maxCallMs), mean_call_ms: Math.round(sumCallMs / calls), usage_periods_rows: periods[0].n,
     concurrent_inserts: probeInserts, worst_concurrent_insert_ms: Math.round(maxInsertMs),
   };
+  }
   await pool.end();
 } finally {
   try { sh(['destroy', dir]); } catch { /* already gone */ }

@@ -10,8 +10,10 @@ DELETE FROM public.storage_usage;
 INSERT INTO public.sources (id, user_id, content_hash, mime_type, storage_url, file_size)
 SELECT md5('s' || u)::uuid, md5('u' || u)::uuid, encode(sha256(u::text::bytea), 'hex'), 'text/plain', 'bench', 10
   FROM generate_series(1, :stale) AS u;
-INSERT INTO public.storage_usage (user_id, total_bytes, total_sources, interpretation_count_month)
-SELECT md5('u' || u)::uuid, 10, 1, 50 FROM generate_series(1, :stale) AS u;
+-- the period opened a day ago (not at today's 00:00 UTC), so runs created an hour ago always fall in it and
+-- every timeout really refunds, whatever the time of day the benchmark runs
+INSERT INTO public.storage_usage (user_id, total_bytes, total_sources, interpretation_count_month, billing_period_start)
+SELECT md5('u' || u)::uuid, 10, 1, 50, now() - interval '1 day' FROM generate_series(1, :stale) AS u;
 
 -- i = 1 .. :stale stale, next :active live, the rest finished; runs spread over the users
 INSERT INTO public.interpretation_runs

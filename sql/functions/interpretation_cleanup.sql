@@ -2,9 +2,11 @@
 -- Guarantees (design §4.4, §4.5):
 --  * every pending/running run whose timeout_at has passed becomes failed, with error_message
 --    'Timeout - no heartbeat' and completed_at = now(); the return value is how many runs this call failed;
---  * for each of them the user's interpretation-quota unit is given back by
---    public.refund_interpretation_quota(user_id, created_at), which refunds only when the run was counted in
---    the user's current billing period and never takes the count below zero;
+--  * for each of them the user's interpretation-quota unit is given back, with the rules of
+--    public.refund_interpretation_quota(user_id, created_at): only when the run was counted in the user's
+--    current billing period (an ended period is rolled first), never taking the count below zero. The refund
+--    is set-based: one call of neotoma_ops.quota_refund_interpretations() per batch, one counter UPDATE per
+--    user for all of that user's runs in the batch;
 --  * neotoma_ops.interpretation_counters (timeouts_total, timeouts_pending_total, timeouts_running_total,
 --    quota_refunds_total) grow by what this call did, in the same transaction (for ops_metrics());
 --  * overlapping calls do nothing: the first takes pg_try_advisory_xact_lock(7243530300), any other returns 0
@@ -33,7 +35,9 @@ DECLARE
   v_from_pending integer := 0;
   v_from_running integer := 0;
   v_refunds      integer := 0;
-  v_run          record;
+  v_pending      integer;
+  v_users        uuid[];
+  v_counted_at   timestamptz[];
 BEGIN
   -- 7243530300: this function's advisory lock key (documented in docs/interpretations.md)
   IF NOT pg_catalog.pg_try_advisory_xact_lock(7243530300) THEN
@@ -51,16 +55,15 @@ BEGIN
     v_batches  := v_batches + 1;
     v_in_batch := 0;
 
-    FOR v_run IN
-      WITH stale AS (
-        SELECT r.id, r.status AS previous_status
-          FROM public.interpretation_runs AS r
-         WHERE r.status IN ('pending', 'running')
-           AND r.timeout_at < pg_catalog.now()
-         ORDER BY r.timeout_at
-         LIMIT v_batch_size
-           FOR UPDATE OF r SKIP LOCKED
-      )
+    WITH stale AS (
+      SELECT r.id, r.status AS previous_status
+        FROM public.interpretation_runs AS r
+       WHERE r.status IN ('pending', 'running')
+         AND r.timeout_at < pg_catalog.now()
+       ORDER BY r.timeout_at
+       LIMIT v_batch_size
+         FOR UPDATE OF r SKIP LOCKED
+    ), failed AS (
       UPDATE public.interpretation_runs AS t
          SET status        = 'failed',
              error_message = 'Timeout - no heartbeat',
@@ -69,18 +72,19 @@ BEGIN
        WHERE t.id = stale.id
          AND t.status IN ('pending', 'running')
          AND t.timeout_at < pg_catalog.now()
-      RETURNING t.id, t.user_id, t.created_at, stale.previous_status
-    LOOP
-      v_in_batch := v_in_batch + 1;
-      IF v_run.previous_status = 'pending' THEN
-        v_from_pending := v_from_pending + 1;
-      ELSE
-        v_from_running := v_from_running + 1;
-      END IF;
-      IF public.refund_interpretation_quota(v_run.user_id, v_run.created_at) THEN
-        v_refunds := v_refunds + 1;
-      END IF;
-    END LOOP;
+      RETURNING t.user_id, t.created_at, stale.previous_status
+    )
+    SELECT count(*)::integer, (count(*) FILTER (WHERE f.previous_status = 'pending'))::integer,
+           array_agg(f.user_id), array_agg(f.created_at)
+      INTO v_in_batch, v_pending, v_users, v_counted_at
+      FROM failed AS f;
+
+    v_from_pending := v_from_pending + v_pending;
+    v_from_running := v_from_running + (v_in_batch - v_pending);
+    IF v_in_batch > 0 THEN
+      -- one set-based refund for the whole batch (same rules as public.refund_interpretation_quota())
+      v_refunds := v_refunds + neotoma_ops.quota_refund_interpretations(v_users, v_counted_at);
+    END IF;
 
     v_failed := v_failed + v_in_batch;
     EXIT WHEN v_in_batch < v_batch_size OR v_batches >= v_max_batches;
