@@ -99,6 +99,14 @@ const HOSTILE: Record<string, Hostile[]> = {
     { label: 'array of NULL', value: '{NULL}' },
     { label: 'malformed element', value: '{not-a-uuid}' },
   ],
+  'timestamp with time zone[]': [
+    { label: 'NULL', value: null },
+    { label: 'empty array', value: '{}' },
+    { label: 'array of NULL', value: '{NULL}' },
+    { label: 'infinity', value: '{infinity,-infinity}' },
+    { label: 'malformed element', value: '{yesterday-ish}' },
+    { label: 'year 200000', value: '{"200000-01-01 00:00:00+00"}' },
+  ],
 };
 
 interface Fn {
@@ -160,6 +168,8 @@ function base(fn: Fn, i: number): Value {
       return Buffer.from('hostile');
     case 'uuid[]':
       return `{${USER}}`;
+    case 'timestamp with time zone[]':
+      return `{"${new Date().toISOString()}"}`;
     default:
       return null;
   }
