@@ -51,7 +51,8 @@ export interface FaultyStorageOptions extends FaultSettings {
   seed?: number;
   /** JSON file re-read when it changes; its settings override these (e.g. `{"enabled":false}` to heal storage). */
   controlFile?: string;
-  /** File that gets one JSON line per write: `{"t","pid","key","outcome","ms"}` (for counting writes per key). */
+  /** File that gets one JSON line per write: `{"t","pid","key","outcome","stored","ms"}` (`stored`: the inner
+   *  adapter stored the object, also when the answer was then lost), for counting writes per key. */
   logFile?: string;
 }
 
@@ -218,23 +219,27 @@ export class FaultyStorage implements StorageAdapter {
   async put(request: PutRequest): Promise<void> {
     const started = Date.now();
     let outcome: FaultOutcome = 'ok';
+    let stored = false;
     try {
-      await this.attempt(request, (o) => (outcome = o));
+      await this.attempt(request, (o) => (outcome = o), () => {
+        stored = true;
+      });
     } catch (err) {
       if (outcome === 'ok') outcome = request.signal?.aborted ? 'aborted' : 'inner_error';
       throw toStorageError(err, this.backend, `write of ${request.bucket}/${request.key}`);
     } finally {
       this.counts[outcome]++;
       if (this.logFile) {
-        const line = JSON.stringify({ t: started, pid: process.pid, key: `${request.bucket}/${request.key}`, outcome, ms: Date.now() - started });
+        const key = `${request.bucket}/${request.key}`;
+        const line = JSON.stringify({ t: started, pid: process.pid, key, outcome, stored, ms: Date.now() - started });
         await appendFile(this.logFile, `${line}\n`).catch(() => undefined);
       }
     }
   }
 
-  private async attempt(request: PutRequest, mark: (o: FaultOutcome) => void): Promise<void> {
+  private async attempt(request: PutRequest, mark: (o: FaultOutcome) => void, wrote: () => void): Promise<void> {
     const s = this.settings();
-    if (!s.enabled) return this.inner.put(request);
+    if (!s.enabled) return this.inner.put(request).then(wrote);
     const [lo, hi] = s.latencyMs;
     const latency = lo + this.random() * (hi - lo);
     if (latency > 0) await wait(latency, request.signal);
@@ -242,7 +247,7 @@ export class FaultyStorage implements StorageAdapter {
     if (fault) mark(fault);
     switch (fault) {
       case undefined:
-        return this.inner.put(request);
+        return this.inner.put(request).then(wrote);
       case 'error5xx': {
         const status = [500, 502, 503][Math.floor(this.random() * 3)]!;
         throw injected('5xx', `storage answered ${status}`, { status });
@@ -252,7 +257,7 @@ export class FaultyStorage implements StorageAdapter {
       case 'error4xx':
         throw injected('4xx', 'storage answered 403 Forbidden', { status: 403 });
       case 'reset': {
-        if (this.random() < 0.5) await this.inner.put(request); // stored, but the answer is lost
+        if (this.random() < 0.5) await this.inner.put(request).then(wrote); // stored, but the answer is lost
         throw injected('reset', 'connection reset by peer', { code: 'ECONNRESET' });
       }
       case 'hang':
