@@ -350,7 +350,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       while (chaos) {
         await sleep(2000 + Math.random() * 4000);
         if (!chaos) break;
-        const slot = Math.floor(Math.random() * nWorkers);
+        // a worker holding a lease when there is one (so the kill interrupts uploads), else any
+        const busy = await pool
+          .query<{ locked_by: string }>(`SELECT DISTINCT locked_by FROM public.upload_queue WHERE status = 'in_progress'`)
+          .then((r) => r.rows.map((x) => x.locked_by))
+          .catch(() => [] as string[]);
+        const busySlots = workers.flatMap((w, i) => (w && busy.some((id) => w.output.some((l) => l.startsWith(`worker ${id}:`))) ? [i] : []));
+        const slot = busySlots.length > 0 ? busySlots[Math.floor(Math.random() * busySlots.length)]! : Math.floor(Math.random() * nWorkers);
         const w = workers[slot];
         if (!w) continue;
         w.child.kill('SIGKILL');
@@ -388,6 +394,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     // Stop producing, end the chaos, heal the storage, bring every worker back, and drain.
     producing = false;
     chaos = false;
+    const drainStart = Date.now();
     clearInterval(producer);
     clearInterval(runner);
     await restarter;
@@ -395,7 +402,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await Promise.allSettled([...inFlight]);
     await writeFile(controlFile, JSON.stringify({ enabled: false }));
     for (let i = 0; i < nWorkers; i++) if (workers[i]!.child.exitCode !== null || workers[i]!.child.signalCode !== null) startWorker(i);
-    const drainStart = Date.now();
     const active = async (): Promise<{ jobs: number; runs: number }> => {
       const { rows } = await pool.query<{ jobs: number; runs: number }>(
         `SELECT (SELECT count(*) FROM public.upload_queue WHERE status IN ('pending', 'in_progress'))::int AS jobs,
@@ -571,6 +577,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       `max overdue at a sample ${f.maxOverdueSeconds.toFixed(2)} s (bound ${sweepBound} s); ${runs!.timed_out} timed out ` +
         `(${f.runsAbandoned} abandoned on purpose), ${runs!.active} active at the end`,
     );
+    const outageSeconds = restartWindows.reduce((n, [a, b]) => n + (b - a) / 1000, 0);
+    const lostRuns = f.runsStoppedBySweep + f.runsInterrupted;
+    check(
+      'every heartbeated run completed (none lost to the restart unless the outage outlasted two heartbeats)',
+      lostRuns === 0 || outageSeconds > (RUN_TIMEOUT_SECONDS * 2) / 3,
+      `${f.runsCompleted} completed, ${lostRuns} lost, outage ${outageSeconds.toFixed(1)} s`,
+    );
     check(
       'no error other than the expected quota errors reached the producer',
       unexpected.length === 0,
@@ -612,7 +625,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       'producer retries while the DB was down': f.dbUnavailableRetries,
       'driver ticks (skipped while down)': `${f.ticks} (${f.ticksSkipped})`,
       'usage samples': f.samples,
-      'drain after healing (s)': drainSeconds.toFixed(1),
+      'DB outage during the restart (s)': outageSeconds.toFixed(1),
+      'from end of load to empty queue (s)': drainSeconds.toFixed(1),
       'invariants held': `${invariants.filter((i) => i.held).length}/${invariants.length}`,
     };
     return { seconds, wallSeconds: (Date.now() - t0) / 1000, figures, faults, invariants, unexpectedErrors: unexpected };
