@@ -50,7 +50,7 @@ export interface SoakReport {
 
 /** 20 % of writes fail, split over every fault kind (a few 4xx to exercise the non-retryable path). */
 export const SOAK_FAULTS: FaultSettings = {
-  latencyMs: [0, 30],
+  latencyMs: [0, 250],
   error5xx: 0.08,
   error429: 0.04,
   reset: 0.03,
