@@ -213,7 +213,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       void p.finally(() => inFlight.delete(p));
     };
 
-    // Producer: a steady rate of files, some re-sent (deduplicated), never more than 16 in flight.
+    // Producer: a steady rate of files, some re-sent (deduplicated); an offer is skipped (counted) when 64 calls are in flight.
     const ingestOne = async (u: UserPlan): Promise<void> => {
       const resend = u.contents.length > 0 && Math.random() < 0.07;
       const content = resend
@@ -240,7 +240,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const producer = setInterval(() => {
       if (!producing) return;
       f.offered++;
-      if (inFlight.size >= 16) {
+      if (inFlight.size >= 64) {
         f.backpressure++;
         return;
       }
@@ -597,6 +597,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     const figures: Record<string, number | string> = {
       'files offered': f.offered,
+      'offers skipped (64 calls in flight)': f.backpressure,
       'stored at ingest': f.uploaded,
       'queued at ingest (upload failed)': f.queued,
       'duplicates (same content re-sent)': f.duplicates,
