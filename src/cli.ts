@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { OperationalError } from './errors.js';
 import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
 import { planCommand, requeueCommand, statusCommand, usageCommand } from './commands/index.js';
+import { runDemo } from './demo.js';
 import { start, withDatabase } from './start.js';
 import { runWorker } from './worker/command.js';
 
@@ -17,6 +18,7 @@ Commands:
   requeue <job-id> | --all-failed [--since DATE]
                              put failed upload jobs back in the queue
   plan <user-id> <plan>      move a user to another plan (effective for the next write)
+  demo                       a guided tour: quota refusals, a retried upload, a hung interpretation, status
   worker                     upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)
     --once                   store what is due now, then exit
     --concurrency N          uploads at once (default WORKER_CONCURRENCY or 4)
@@ -90,6 +92,8 @@ async function main(argv: string[]): Promise<void> {
       return withDatabase((url) => requeueCommand(url, rest, print));
     case 'plan':
       return withDatabase((url) => planCommand(url, rest, print));
+    case 'demo':
+      return withDatabase((url) => runDemo(url, print), print);
     case 'worker':
       return withDatabase(async (url) => {
         await runWorker({ databaseUrl: url, args: rest, log: print });
