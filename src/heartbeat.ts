@@ -42,6 +42,50 @@ export class InterpretationRunInactiveError extends Error {
   }
 }
 
+/**
+ * True when the query did not get an answer from the database: the connection was lost or refused, or the server
+ * is shutting down / starting up (SQLSTATE classes 08 and 57P). The call may or may not have run.
+ * A client that is permanently broken ("not queryable") is not retried: only a pool hands out a new connection.
+ */
+export function isConnectionLoss(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  if (/not queryable/i.test(message)) return false;
+  if (/^(08|57P0[1-3])/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
+  return /Connection terminated|Connection ended|terminating connection|timeout exceeded when trying to connect/i.test(message);
+}
+
+/** How long the final calls of a run (start, complete, fail) are retried while the connection is lost. */
+const FINAL_CALL_RETRY_MS = 30_000;
+
+/**
+ * Runs one of the run's lifecycle calls, retrying it while the connection is lost (a database restart or a
+ * failover), for at most `FINAL_CALL_RETRY_MS` and never past the run's timeout. Every lifecycle function is
+ * guarded in SQL, so running a call twice is harmless. Reports whether an attempt was lost (it may have run).
+ */
+async function lifecycleCall<R extends pg.QueryResultRow>(
+  db: Queryable,
+  text: string,
+  values: unknown[],
+  windowMs: number,
+): Promise<{ result: pg.QueryResult<R>; lostAttempt: boolean }> {
+  const deadline = Date.now() + Math.min(FINAL_CALL_RETRY_MS, windowMs);
+  let lostAttempt = false;
+  let pause = 100;
+  for (;;) {
+    try {
+      return { result: await db.query<R>(text, values), lostAttempt };
+    } catch (err) {
+      if (!isConnectionLoss(err) || Date.now() + pause > deadline) throw err;
+      lostAttempt = true;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 2000);
+    }
+  }
+}
+
 /** SQLSTATEs of heartbeat/start meaning "this run is finished or gone": stop, do not retry. */
 const RUN_INACTIVE_CODES = new Set(['55000', 'P0002']);
 
@@ -77,6 +121,10 @@ export function defaultHeartbeatIntervalMs(timeoutMs: number): number {
  * is aborted through its AbortSignal (reason: an InterpretationRunInactiveError), nothing is written, and the
  * returned promise rejects with that error. A completion that arrives after the sweep also changes nothing
  * (the database guards every status change) and rejects the same way.
+ *
+ * The start, complete and fail calls are retried while the connection is lost (database restart, failover; at
+ * most 30 s and never past the run's timeout), so a short outage does not turn finished work into a timeout;
+ * a completion whose answer was lost is recognised by reading the run back.
  */
 export async function withHeartbeat(
   db: Queryable,
@@ -90,12 +138,14 @@ export async function withHeartbeat(
 
   let timeoutMs: number;
   try {
-    const { rows } = await db.query<{ timeout_at: Date; timeout_ms: string }>(
+    const { result } = await lifecycleCall<{ timeout_at: Date; timeout_ms: string }>(
+      db,
       `SELECT public.start_interpretation_run($1) AS timeout_at,
               (extract(epoch FROM public.interpretation_run_timeout()) * 1000)::bigint AS timeout_ms`,
       [runId],
+      FINAL_CALL_RETRY_MS,
     );
-    timeoutMs = Number(rows[0]?.timeout_ms);
+    timeoutMs = Number(result.rows[0]?.timeout_ms);
   } catch (err) {
     if (RUN_INACTIVE_CODES.has(sqlState(err) ?? '')) {
       throw new InterpretationRunInactiveError(runId, `interpretation run ${runId} cannot start: ${messageOf(err)}`, {
@@ -154,7 +204,7 @@ export async function withHeartbeat(
     await stop();
     if (inactive) throw inactive;
     // Guarded in SQL: a run the sweep failed in the meantime keeps its timeout status.
-    await db.query('SELECT public.fail_interpretation_run($1, $2)', [runId, messageOf(err)]);
+    await lifecycleCall(db, 'SELECT public.fail_interpretation_run($1, $2)', [runId, messageOf(err)], timeoutMs);
     throw err;
   }
   await stop();
@@ -166,15 +216,27 @@ export async function withHeartbeat(
     observationsCreated = count(counts?.observationsCreated, 'observationsCreated');
     unknownFieldsCount = count(counts?.unknownFieldsCount, 'unknownFieldsCount');
   } catch (err) {
-    await db.query('SELECT public.fail_interpretation_run($1, $2)', [runId, messageOf(err)]);
+    await lifecycleCall(db, 'SELECT public.fail_interpretation_run($1, $2)', [runId, messageOf(err)], timeoutMs);
     throw err;
   }
 
-  const { rows } = await db.query<{ completed: boolean }>(
+  const { result, lostAttempt } = await lifecycleCall<{ completed: boolean }>(
+    db,
     'SELECT public.complete_interpretation_run($1, $2, $3) AS completed',
     [runId, observationsCreated, unknownFieldsCount],
+    timeoutMs,
   );
-  if (rows[0]?.completed !== true) {
+  let completed = result.rows[0]?.completed === true;
+  if (!completed && lostAttempt) {
+    // An attempt whose answer was lost may have completed the run: if the run holds exactly this result, it did.
+    const { rows } = await db.query<{ done: boolean }>(
+      `SELECT (status = 'completed' AND observations_created = $2 AND unknown_fields_count = $3) AS done
+         FROM public.interpretation_runs WHERE id = $1`,
+      [runId, observationsCreated, unknownFieldsCount],
+    );
+    completed = rows[0]?.done === true;
+  }
+  if (!completed) {
     throw new InterpretationRunInactiveError(
       runId,
       `interpretation run ${runId} was finished by someone else (e.g. failed by the timeout sweep) before the work ` +

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { OperationalError } from '../errors.js';
 import { neotomaHome } from '../paths.js';
+import { faultyStorageFromEnv } from './faulty.js';
 import { FsStorage } from './fs.js';
 import { S3Storage } from './s3.js';
 import { SupabaseStorage } from './supabase.js';
@@ -9,6 +10,7 @@ import type { StorageAdapter } from './types.js';
 export { FsStorage, type FsStorageOptions } from './fs.js';
 export { S3Storage, type S3StorageOptions } from './s3.js';
 export { SupabaseStorage, type SupabaseStorageOptions } from './supabase.js';
+export { FaultyStorage, PartialWriteFsStorage, type FaultSettings, type FaultyStorageOptions } from './faulty.js';
 export { isRetryable, isRetryableStatus, toStorageError } from './classify.js';
 export { StorageError, storageKey, type PutRequest, type StorageAdapter } from './types.js';
 
@@ -38,6 +40,8 @@ export function defaultFsRoot(): string {
  * The storage adapter the environment asks for:
  * STORAGE_BACKEND=fs (default; STORAGE_FS_ROOT), s3 (S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID,
  * S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE) or supabase (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY).
+ * `faulty` is a TEST backend (fault injection around another backend, STORAGE_FAULTS JSON; refused when
+ * NODE_ENV=production): see src/storage/faulty.ts and docs/reliability.md.
  */
 export function createStorageFromEnv(env: Env = process.env): StorageAdapter {
   const backend = (env.STORAGE_BACKEND?.trim() || 'fs').toLowerCase();
@@ -65,6 +69,10 @@ export function createStorageFromEnv(env: Env = process.env): StorageAdapter {
         url: required(env, 'SUPABASE_URL', 'supabase'),
         serviceRoleKey: required(env, 'SUPABASE_SERVICE_ROLE_KEY', 'supabase'),
       });
+    case 'faulty':
+      return faultyStorageFromEnv(env, { root: env.STORAGE_FS_ROOT?.trim() || defaultFsRoot() }, (inner) =>
+        createStorageFromEnv({ ...env, STORAGE_BACKEND: inner }),
+      );
     default:
       throw new OperationalError(`STORAGE_BACKEND must be fs, s3 or supabase, got "${env.STORAGE_BACKEND}".`);
   }
