@@ -99,6 +99,12 @@ const HOSTILE: Record<string, Hostile[]> = {
     { label: 'array of NULL', value: '{NULL}' },
     { label: 'malformed element', value: '{not-a-uuid}' },
   ],
+  'text[]': [
+    { label: 'NULL', value: null },
+    { label: 'empty array', value: '{}' },
+    { label: 'array of NULL', value: '{NULL}' },
+    { label: 'sql-looking element', value: `{"${INJECTION.replace(/["\\]/g, '\\$&')}"}` },
+  ],
 };
 
 interface Fn {
@@ -160,6 +166,8 @@ function base(fn: Fn, i: number): Value {
       return Buffer.from('hostile');
     case 'uuid[]':
       return `{${USER}}`;
+    case 'text[]':
+      return '{hostile-input-test}';
     default:
       return null;
   }
