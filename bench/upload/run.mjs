@@ -1,5 +1,6 @@
 // Upload queue benchmark (see docs/benchmarks.md, "Upload queue").
-//   npm run build && node bench/upload/run.mjs [--jobs N] [--workers N] [--samples N]
+//   npm run build && node bench/upload/run.mjs [--jobs N] [--workers N] [--samples N] [--only throughput|ours]
+//   (--only throughput: skip the latency and RSS parts; --only ours: throughput of neotoma-ops alone)
 // Creates a throwaway PostgreSQL 15 cluster (fsync off) unless DATABASE_URL is set, and measures on it:
 //   1. claim+complete throughput with a no-op storage adapter, W concurrent workers, against pg-boss 10.x and
 //      graphile-worker 0.17.x (default settings, no local-queue batching) on the same database;
@@ -22,11 +23,13 @@ const { migrateUp } = await import(path.join(root, 'dist', 'migrate.js'));
 const { UploadWorker } = await import(path.join(root, 'dist', 'worker', 'worker.js'));
 
 const { values } = parseArgs({
-  options: { jobs: { type: 'string', default: '5000' }, workers: { type: 'string', default: '8' }, samples: { type: 'string', default: '200' } },
+  options: { jobs: { type: 'string', default: '5000' }, workers: { type: 'string', default: '8' }, samples: { type: 'string', default: '200' }, only: { type: 'string' } },
 });
 const JOBS = Number(values.jobs);
 const WORKERS = Number(values.workers);
 const SAMPLES = Number(values.samples);
+const ONLY = values.only;
+if (ONLY !== undefined && ONLY !== 'throughput' && ONLY !== 'ours') throw new Error('--only takes throughput or ours');
 const quiet = () => undefined;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha = (b) => createHash('sha256').update(b).digest('hex');
@@ -221,16 +224,22 @@ try {
   await c.connect();
   const { rows } = await c.query(`SELECT current_setting('server_version') AS v`);
   console.log(`PostgreSQL ${rows[0].v}, node ${process.version}, ${os.cpus().length} CPUs; ${JOBS} jobs, ${WORKERS} workers`);
-  const lat = await latency(db.url, c);
-  console.log(`due -> stored with NOTIFY (${SAMPLES} samples): p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`);
-  const rss = await peakRss(db.url, c);
-  console.log(`100 MiB payload: worker peak RSS ${rss.maxRssMiB.toFixed(0)} MiB, process run ${(rss.ms / 1000).toFixed(2)} s`);
+  if (ONLY === undefined) {
+    const lat = await latency(db.url, c);
+    console.log(`due -> stored with NOTIFY (${SAMPLES} samples): p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`);
+    const rss = await peakRss(db.url, c);
+    console.log(`100 MiB payload: worker peak RSS ${rss.maxRssMiB.toFixed(0)} MiB, process run ${(rss.ms / 1000).toFixed(2)} s`);
+  }
   const results = {};
   results[`neotoma-ops, ${WORKERS} workers x 1 slot`] = await timed(() => oursThroughput(db.url, c, WORKERS, 1));
   results[`neotoma-ops, 1 worker x ${WORKERS} slots`] = await timed(() => oursThroughput(db.url, c, 1, WORKERS));
-  results[`pg-boss 10.4.2, ${WORKERS} workers, batchSize 1`] = await timed(() => pgBossThroughput(db.url, c, 1, Math.min(JOBS, 400)));
-  results[`pg-boss 10.4.2, ${WORKERS} workers, batchSize 50`] = await timed(() => pgBossThroughput(db.url, c, 50));
-  results[`graphile-worker 0.17.3, concurrency ${WORKERS}`] = await timed(() => graphileThroughput(db.url, c));
+  if (ONLY !== 'ours') {
+    if (ONLY === undefined) {
+      results[`pg-boss 10.4.2, ${WORKERS} workers, batchSize 1`] = await timed(() => pgBossThroughput(db.url, c, 1, Math.min(JOBS, 400)));
+    }
+    results[`pg-boss 10.4.2, ${WORKERS} workers, batchSize 50`] = await timed(() => pgBossThroughput(db.url, c, 50));
+    results[`graphile-worker 0.17.3, concurrency ${WORKERS}`] = await timed(() => graphileThroughput(db.url, c));
+  }
   for (const [k, r] of Object.entries(results)) {
     console.log(`${k.padEnd(44)} ${r.perSec.toFixed(0).padStart(6)} jobs/s  (${(r.ms / 1000).toFixed(2)} s, node CPU ${(r.cpuMs / r.ms * 100).toFixed(0)} % of one core)`);
   }

@@ -4,15 +4,20 @@
 -- neotoma_ops.upload_queue_counter_totals(): every known counter with its total (0 when never counted).
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_count(p_counter text, p_n bigint DEFAULT 1)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 SET search_path = ''
 AS $$
-  INSERT INTO neotoma_ops.upload_queue_counters AS c (counter, shard, value)
-  SELECT p_counter, (pg_catalog.pg_backend_pid() % 8)::smallint, p_n
-   WHERE p_n > 0
-  ON CONFLICT (counter, shard) DO UPDATE SET value = c.value + EXCLUDED.value;
+BEGIN
+  -- plpgsql keeps the prepared plan for the session (a LANGUAGE sql body would be planned again on every call,
+  -- which cost more than the upsert itself on every claim and completion).
+  IF p_n > 0 THEN
+    INSERT INTO neotoma_ops.upload_queue_counters AS c (counter, shard, value)
+    VALUES (p_counter, (pg_catalog.pg_backend_pid() % 8)::smallint, p_n)
+    ON CONFLICT (counter, shard) DO UPDATE SET value = c.value + EXCLUDED.value;
+  END IF;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_counter_totals()

@@ -1,6 +1,9 @@
 import type pg from 'pg';
 
-/** A job handed out by `claim_upload_jobs`; every later call presents its `lease_token`. */
+/**
+ * A job handed out by `claim_upload_jobs_with_content`; every later call presents its `lease_token`. `content` holds
+ * the queued bytes when they came with the claim (small payloads), else null: read them with `content*()`.
+ */
 export interface ClaimedJob {
   job_id: string;
   lease_token: string;
@@ -13,7 +16,12 @@ export interface ClaimedJob {
   mime_type: string;
   retry_count: number;
   locked_until: Date;
+  content: Buffer | null;
 }
+
+/** Payloads up to this size come back with the claim, up to `INLINE_TOTAL_BYTES` per claim. */
+export const INLINE_MAX_BYTES = 1 << 20;
+export const INLINE_TOTAL_BYTES = 16 << 20;
 
 type Db = pg.Pool | pg.ClientBase;
 
@@ -26,9 +34,9 @@ export const queue = {
   async claim(db: Db, workerId: string, limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
     const { rows } = await db.query<ClaimedJob>(
       `SELECT job_id, lease_token, source_id, user_id, bucket, storage_path, content_hash, byte_size, mime_type,
-              retry_count, locked_until
-         FROM public.claim_upload_jobs($1, $2, $3::interval)`,
-      [workerId, limit, interval(leaseSeconds)],
+              retry_count, locked_until, content
+         FROM public.claim_upload_jobs_with_content($1, $2, $3::interval, $4, $5)`,
+      [workerId, limit, interval(leaseSeconds), INLINE_MAX_BYTES, INLINE_TOTAL_BYTES],
     );
     return rows;
   },
@@ -76,6 +84,17 @@ export const queue = {
   async complete(db: Db, jobId: string, token: string, storageUrl: string | null): Promise<boolean> {
     const { rows } = await db.query<{ ok: boolean }>('SELECT public.complete_upload_job($1, $2, $3) AS ok', [jobId, token, storageUrl]);
     return rows[0]?.ok === true;
+  },
+
+  /** Completes several jobs in one transaction, each fenced by its own token; one flag per job, in order. */
+  async completeMany(db: Db, jobs: readonly { jobId: string; token: string; storageUrl: string | null }[]): Promise<boolean[]> {
+    const { rows } = await db.query<{ completed: boolean }>('SELECT completed FROM public.complete_upload_jobs($1::uuid[], $2::uuid[], $3::text[])', [
+      jobs.map((j) => j.jobId),
+      jobs.map((j) => j.token),
+      jobs.map((j) => j.storageUrl),
+    ]);
+    if (rows.length !== jobs.length) throw new Error(`complete_upload_jobs answered ${rows.length} rows for ${jobs.length} jobs`);
+    return rows.map((r) => r.completed === true);
   },
 
   async fail(db: Db, jobId: string, token: string, message: string, retryable: boolean): Promise<boolean> {

@@ -6,6 +6,7 @@ import { OperationalError } from '../errors.js';
 import { toStorageError } from '../storage/classify.js';
 import { StorageError, type StorageAdapter } from '../storage/types.js';
 import { Backoff, sleep } from './backoff.js';
+import { CompletionBatcher } from './completions.js';
 import { queue, type ClaimedJob } from './queue.js';
 
 export const UPLOAD_QUEUE_CHANNEL = 'upload_queue';
@@ -105,6 +106,7 @@ export class UploadWorker {
   private readonly log: (line: string) => void;
   private readonly onOutcome: ((outcome: UploadOutcome, seconds: number) => void) | undefined;
   private readonly pool: pg.Pool;
+  private readonly completions: CompletionBatcher;
   private readonly inFlight = new Map<string, InFlight>();
   private readonly stopController = new AbortController();
   private stopping = false;
@@ -125,6 +127,7 @@ export class UploadWorker {
     this.log = options.log ?? ((line) => console.log(line));
     this.onOutcome = options.onOutcome;
     this.pool = createPool(this.databaseUrl, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
+    this.completions = new CompletionBatcher(this.pool);
   }
 
   /** Asks the worker to stop (idempotent); `run()` resolves once in-flight work is settled. */
@@ -320,7 +323,9 @@ export class UploadWorker {
       let uploadError: StorageError | undefined;
       try {
         const size = Number(job.byte_size);
-        const content = await this.report('upload_job_content', () =>
+        const inline = job.content;
+        job.content = null; // held only by `content` below, for as long as the upload needs it
+        const content = inline ?? await this.report('upload_job_content', () =>
           size > SLICE_BYTES
             ? queue.contentInSlices(this.pool, id, token, size, SLICE_BYTES)
             : queue.content(this.pool, id, token),
@@ -365,7 +370,7 @@ export class UploadWorker {
         this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`);
         return;
       }
-      const ok = await this.report('complete_upload_job', () => queue.complete(this.pool, id, token, job.storage_path));
+      const ok = await this.report('complete_upload_jobs', () => this.completions.complete(id, token, job.storage_path));
       this.count(ok ? 'stored' : 'lost', startedAt);
       if (!ok) {
         this.say(`job ${id}: stored, but the lease had passed to another worker; it will store the same object`);

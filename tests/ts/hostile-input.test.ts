@@ -107,6 +107,12 @@ const HOSTILE: Record<string, Hostile[]> = {
     { label: 'malformed element', value: '{yesterday-ish}' },
     { label: 'year 200000', value: '{"200000-01-01 00:00:00+00"}' },
   ],
+  'text[]': [
+    { label: 'NULL', value: null },
+    { label: 'empty array', value: '{}' },
+    { label: 'array of NULL', value: '{NULL}' },
+    { label: 'sql-looking element', value: `{"${INJECTION.replace(/["\\]/g, '\\$&')}"}` },
+  ],
 };
 
 interface Fn {
@@ -170,6 +176,8 @@ function base(fn: Fn, i: number): Value {
       return `{${USER}}`;
     case 'timestamp with time zone[]':
       return `{"${new Date().toISOString()}"}`;
+    case 'text[]':
+      return '{hostile-input-test}';
     default:
       return null;
   }

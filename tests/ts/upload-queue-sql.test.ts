@@ -1,10 +1,11 @@
 // Upload queue SQL behaviour that needs more than one session: SKIP LOCKED claims, concurrent claimers,
-// the processor's advisory-lock guard, and NOTIFY upload_queue. Runs on a cluster of its own so that no
-// other suite's worker can claim these jobs.
+// the processor's advisory-lock guard, NOTIFY upload_queue, and the worker's batched completions. Runs on a
+// cluster of its own so that no other suite's worker can claim these jobs.
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateUp } from '../../src/migrate.js';
+import { CompletionBatcher } from '../../src/worker/completions.js';
 import { client, throwawayCluster, type Throwaway } from './helpers/db.js';
 
 const PROCESSOR_LOCK_KEY = '7402000200';
@@ -183,6 +184,53 @@ describe('NOTIFY upload_queue', () => {
       expect(await waitFor((m) => m.event === 'due')).toEqual({ event: 'due', due: 1 });
     } finally {
       await listener.end();
+    }
+  });
+});
+
+describe('worker completions in batches', () => {
+  it('sends completions that arrive while a call is in flight together, each fenced by its own token', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await dueJob(admin));
+    const claimed = await admin.query<{ job_id: string; lease_token: string; content: Buffer | null }>(
+      `SELECT job_id, lease_token, content FROM public.claim_upload_jobs_with_content('batcher', 5, interval '1 minute')`,
+    );
+    expect(claimed.rows.map((r) => r.job_id).sort()).toEqual([...ids].sort());
+    const stored = await admin.query<{ job_id: string; content: Buffer }>(
+      'SELECT job_id, content FROM public.upload_queue_payloads WHERE job_id = ANY($1::uuid[])',
+      [ids],
+    );
+    for (const r of claimed.rows) expect(r.content).toEqual(stored.rows.find((s) => s.job_id === r.job_id)!.content);
+
+    const pool = new pg.Pool({ connectionString: tc.url, max: 2 });
+    const calls: number[] = [];
+    const counting = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        return (text: string, values: unknown[][]) => {
+          calls.push(values[0]!.length);
+          return target.query(text, values);
+        };
+      },
+    });
+    try {
+      const batcher = new CompletionBatcher(counting);
+      const stale = claimed.rows[2]!.job_id;
+      const results = await Promise.all(
+        claimed.rows.map((r) => batcher.complete(r.job_id, r.job_id === stale ? randomUUID() : r.lease_token, null)),
+      );
+      expect(results).toEqual(claimed.rows.map((r) => r.job_id !== stale));
+      expect(calls).toEqual([1, 4]); // the first goes at once, the other four wait for it and go together
+      const states = await admin.query<{ id: string; status: string; bytes: boolean }>(
+        `SELECT q.id, q.status, EXISTS (SELECT 1 FROM public.upload_queue_payloads AS p WHERE p.job_id = q.id) AS bytes
+           FROM public.upload_queue AS q WHERE q.id = ANY($1::uuid[])`,
+        [ids],
+      );
+      for (const s of states.rows) {
+        expect(s).toEqual(s.id === stale ? { id: s.id, status: 'in_progress', bytes: true } : { id: s.id, status: 'completed', bytes: false });
+      }
+    } finally {
+      await pool.end();
     }
   });
 });
