@@ -171,6 +171,14 @@ async function locateMigrationError(
   migration: string | undefined,
 ): Promise<never> {
   const e = err as { message?: string; position?: string };
+  const outOfOrder = e.message ? /^Not run migration (\S+) is preceding already run migration (\S+)/.exec(e.message) : null;
+  if (outOfOrder) {
+    throw new OperationalError(
+      `Migration ${outOfOrder[1]} is not applied but sorts before ${outOfOrder[2]}, which is: migrations apply in ` +
+        'name order only. Give the new migration a number after the last applied one (see `neotoma-ops migrate status`).',
+      { cause: err },
+    );
+  }
   if (!migration || e.message === undefined) throw err;
   const file = path.join(dir, `${migration}.sql`);
   const text = await readFile(file, 'utf8').catch(() => '');

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDown, migrateUp, migrationStatus, MigrationFileError } from '../../src/migrate.js';
+import { OperationalError } from '../../src/errors.js';
 import { migrationsDir } from '../../src/paths.js';
 import { client, runCli, throwawayCluster, type Throwaway } from './helpers/db.js';
 
@@ -150,5 +151,17 @@ describe('repeatable SQL files and failures', () => {
     expect(e.message).toMatch(/9999_broken\.sql:3: column "no_such_column" of relation "t_mig" does not exist/);
     expect(await scalar<boolean>(db.url, `SELECT to_regclass('public.t_mig') IS NULL`)).toBe(true);
     expect(await scalar<number>(db.url, `SELECT count(*)::int FROM neotoma_ops.pgmigrations WHERE name = '9999_broken'`)).toBe(0);
+  });
+
+  it('refuses a new migration that sorts before an applied one, saying how to fix it', async () => {
+    const migs = path.join(tmp, 'migrations');
+    await rm(path.join(migs, '9999_broken.sql'), { force: true });
+    await writeFile(path.join(migs, '00025_late.sql'), '-- Up Migration\nSELECT 1;\n-- Down Migration\nSELECT 1;\n');
+    const err = await migrateUp(db.url, { migrationsDir: migs, repeatableDirs: [] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OperationalError);
+    expect((err as Error).message).toMatch(
+      /^Migration 00025_late is not applied but sorts before 0100_quota-tables, which is: migrations apply in name order only/,
+    );
+    expect(await scalar<number>(db.url, `SELECT count(*)::int FROM neotoma_ops.pgmigrations WHERE name = '00025_late'`)).toBe(0);
   });
 });
