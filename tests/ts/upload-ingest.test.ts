@@ -74,33 +74,24 @@ describe('ingestSource', () => {
 
   it('passes quota errors through unchanged and writes nothing (both paths)', async () => {
     const user = randomUUID();
-    await pool.query(`
-      CREATE OR REPLACE FUNCTION public.test_reject_user() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.user_id = '${user}' THEN
-          RAISE EXCEPTION 'Storage quota exceeded: test' USING ERRCODE = 'PT402',
-            DETAIL = '{"code":"STORAGE_QUOTA_EXCEEDED"}', HINT = 'Upgrade the plan.';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER test_reject_user BEFORE INSERT ON public.sources FOR EACH ROW EXECUTE FUNCTION public.test_reject_user();`);
-    try {
-      for (const storage of [fsStorage, Object.assign(new ScriptedStorage(), { script: { kind: 'fail', status: 503 } as const })]) {
-        const err = (await ingestSource(pool, { userId: user, content: randomBytes(100), mimeType: 'text/plain' }, { storage }).catch((e: unknown) => e)) as pg.DatabaseError;
-        expect(err).toBeInstanceOf(pg.DatabaseError);
-        expect(err.code).toBe('PT402');
-        expect(JSON.parse(err.detail!)).toEqual({ code: 'STORAGE_QUOTA_EXCEEDED' });
-        expect(err.hint).toBe('Upgrade the plan.');
-      }
-      const { rows } = await pool.query(
-        `SELECT (SELECT count(*)::int FROM public.sources WHERE user_id = $1) AS sources,
-                (SELECT count(*)::int FROM public.upload_queue WHERE user_id = $1) AS jobs`,
-        [user],
-      );
-      expect(rows[0]).toEqual({ sources: 0, jobs: 0 });
-    } finally {
-      await pool.query('DROP TRIGGER test_reject_user ON public.sources; DROP FUNCTION public.test_reject_user()');
+    // the real quota triggers: a user whose storage limit is 50 bytes
+    await pool.query(`SELECT public.set_user_plan($1, 'free')`, [user]);
+    await pool.query('UPDATE public.storage_usage SET storage_limit_bytes_override = 50 WHERE user_id = $1', [user]);
+    for (const storage of [fsStorage, Object.assign(new ScriptedStorage(), { script: { kind: 'fail', status: 503 } as const })]) {
+      const err = (await ingestSource(pool, { userId: user, content: randomBytes(100), mimeType: 'text/plain' }, { storage }).catch((e: unknown) => e)) as pg.DatabaseError;
+      expect(err).toBeInstanceOf(pg.DatabaseError);
+      expect(err.code).toBe('PT402');
+      expect(err.message).toBe('Storage quota exceeded: 0 B of 50 B used on plan free; this upload needs 100 B');
+      expect(JSON.parse(err.detail!)).toMatchObject({ code: 'STORAGE_QUOTA_EXCEEDED', used_bytes: 0, limit_bytes: 50, requested_bytes: 100 });
+      expect(err.hint).toMatch(/upgrade to a larger plan/);
     }
+    const { rows } = await pool.query(
+      `SELECT (SELECT count(*)::int FROM public.sources WHERE user_id = $1) AS sources,
+              (SELECT count(*)::int FROM public.upload_queue WHERE user_id = $1) AS jobs,
+              (SELECT total_bytes::int FROM public.storage_usage WHERE user_id = $1) AS used`,
+      [user],
+    );
+    expect(rows[0]).toEqual({ sources: 0, jobs: 0, used: 0 });
   });
 });
 
