@@ -21,7 +21,7 @@ export class CompletionBatcher {
 
   constructor(
     private readonly db: pg.Pool,
-    private readonly maxBatch = 64,
+    readonly maxBatch = 64,
   ) {}
 
   complete(jobId: string, token: string, storageUrl: string | null): Promise<boolean> {

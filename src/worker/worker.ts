@@ -21,6 +21,11 @@ export interface WorkerOptions {
   workerId?: string;
   /** Uploads running at once; also the claim batch size (default 4). */
   concurrency?: number;
+  /**
+   * Most completions recorded in one call (default 64). Finished uploads whose completion is still being
+   * recorded do not hold a slot; claiming pauses while this many of them wait.
+   */
+  completionBatchSize?: number;
   /** Claim this often even without a notification (default 5000 ms). */
   pollIntervalMs?: number;
   /** Lease taken per claim and per extension (default 300 s); extended every third of it while uploading. */
@@ -107,7 +112,10 @@ export class UploadWorker {
   private readonly onOutcome: ((outcome: UploadOutcome, seconds: number) => void) | undefined;
   private readonly pool: pg.Pool;
   private readonly completions: CompletionBatcher;
+  /** Jobs holding an upload slot (claimed, upload not finished). */
   private readonly inFlight = new Map<string, InFlight>();
+  /** Jobs whose upload is done and whose completion is being recorded; they no longer hold a slot. */
+  private readonly finishing = new Set<InFlight>();
   private readonly stopController = new AbortController();
   private stopping = false;
   private wakeFlag = false;
@@ -127,7 +135,7 @@ export class UploadWorker {
     this.log = options.log ?? ((line) => console.log(line));
     this.onOutcome = options.onOutcome;
     this.pool = createPool(this.databaseUrl, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
-    this.completions = new CompletionBatcher(this.pool);
+    this.completions = new CompletionBatcher(this.pool, options.completionBatchSize ?? 64);
   }
 
   /** Asks the worker to stop (idempotent); `run()` resolves once in-flight work is settled. */
@@ -151,7 +159,9 @@ export class UploadWorker {
     let dbDown = false;
     try {
       while (!this.stopping) {
-        const free = this.concurrency - this.inFlight.size;
+        // A slot frees when its upload ends, so claiming overlaps the recording of completions (which go in
+        // batches). Claiming pauses while a full completion batch is still waiting to be recorded.
+        const free = this.finishing.size >= this.completions.maxBatch ? 0 : this.concurrency - this.inFlight.size;
         let claimed = 0;
         if (free > 0) {
           try {
@@ -178,7 +188,7 @@ export class UploadWorker {
           }
           if (claimed === free) continue; // a full batch: more may be due
         }
-        if (this.once && claimed === 0 && this.inFlight.size === 0) break;
+        if (this.once && claimed === 0 && this.inFlight.size === 0 && this.finishing.size === 0) break;
         await this.waitForWake(this.once ? 60_000 : this.pollIntervalMs);
       }
     } finally {
@@ -261,10 +271,19 @@ export class UploadWorker {
     const controller = new AbortController();
     const entry: InFlight = { controller, done: Promise.resolve() };
     this.inFlight.set(job.job_id, entry);
-    entry.done = this.process(job, controller)
+    // by entry, not only by id: this worker may claim the same job again once an old lease has passed
+    const holdsSlot = (): boolean => this.inFlight.get(job.job_id) === entry;
+    const releaseSlot = (): void => {
+      if (!holdsSlot()) return;
+      this.inFlight.delete(job.job_id);
+      this.finishing.add(entry);
+      this.wake();
+    };
+    entry.done = this.process(job, controller, releaseSlot)
       .catch((err: unknown) => this.say(`job ${job.job_id}: ${describe(err)}`))
       .finally(() => {
-        this.inFlight.delete(job.job_id);
+        if (holdsSlot()) this.inFlight.delete(job.job_id);
+        this.finishing.delete(entry);
         this.wake();
       });
   }
@@ -297,7 +316,7 @@ export class UploadWorker {
     }
   }
 
-  private async process(job: ClaimedJob, controller: AbortController): Promise<void> {
+  private async process(job: ClaimedJob, controller: AbortController, releaseSlot: () => void): Promise<void> {
     const startedAt = performance.now();
     const id = job.job_id;
     const token = job.lease_token;
@@ -370,6 +389,7 @@ export class UploadWorker {
         this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`);
         return;
       }
+      releaseSlot(); // stored: the lease stays fenced and extended until the completion is recorded
       const ok = await this.report('complete_upload_jobs', () => this.completions.complete(id, token, job.storage_path));
       this.count(ok ? 'stored' : 'lost', startedAt);
       if (!ok) {
@@ -384,9 +404,13 @@ export class UploadWorker {
   private async shutdown(): Promise<void> {
     this.stopping = true;
     this.stopController.abort();
-    if (this.inFlight.size === 0) return;
-    const pending = (): Promise<unknown> => Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
-    this.say(`waiting up to ${this.shutdownGraceMs} ms for ${this.inFlight.size} upload(s) in flight`);
+    if (this.inFlight.size === 0 && this.finishing.size === 0) return;
+    const pending = (): Promise<unknown> =>
+      Promise.allSettled([...this.inFlight.values(), ...this.finishing].map((f) => f.done));
+    this.say(
+      `waiting up to ${this.shutdownGraceMs} ms for ${this.inFlight.size} upload(s) in flight ` +
+        `and ${this.finishing.size} completion(s) being recorded`,
+    );
     let graceOver = false;
     const cancelTimer = new AbortController();
     const timer = sleep(this.shutdownGraceMs, cancelTimer.signal).then(() => {

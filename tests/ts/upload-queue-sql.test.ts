@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateUp } from '../../src/migrate.js';
 import { CompletionBatcher } from '../../src/worker/completions.js';
+import { UploadWorker } from '../../src/worker/worker.js';
 import { client, throwawayCluster, type Throwaway } from './helpers/db.js';
 
 const PROCESSOR_LOCK_KEY = '7402000200';
@@ -207,9 +208,9 @@ describe('worker completions in batches', () => {
     const counting = new Proxy(pool, {
       get(target, prop, receiver) {
         if (prop !== 'query') return Reflect.get(target, prop, receiver);
-        return (text: string, values: unknown[][]) => {
-          calls.push(values[0]!.length);
-          return target.query(text, values);
+        return (query: pg.QueryConfig<unknown[][]>) => {
+          calls.push(query.values![0]!.length);
+          return target.query(query);
         };
       },
     });
@@ -232,5 +233,58 @@ describe('worker completions in batches', () => {
     } finally {
       await pool.end();
     }
+  });
+});
+
+describe('worker slots', () => {
+  it('frees a slot when its upload ends, so claiming goes on while completions are recorded, up to one batch', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await dueJob(admin));
+    const puts: string[] = [];
+    const storage = { backend: 'memory', put: async (r: { key: string }): Promise<void> => void puts.push(r.key) };
+    const worker = new UploadWorker({
+      databaseUrl: tc.url,
+      storage,
+      concurrency: 1,
+      completionBatchSize: 2,
+      once: true,
+      leaseSeconds: 60,
+      workerId: 'slots',
+      log: () => undefined,
+    });
+    const waitForPuts = async (n: number): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (puts.length < n) {
+        if (Date.now() > deadline) throw new Error(`${puts.length} uploads, expected ${n}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    // completions block on the source rows this transaction locks
+    await admin.query('BEGIN');
+    await admin.query('SELECT id FROM public.sources WHERE user_id = $1 FOR UPDATE', [USER]);
+    let run: Promise<unknown> | undefined;
+    try {
+      run = worker.run();
+      // one slot, yet a second upload runs while the first completion waits; then claiming pauses
+      await waitForPuts(2);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(puts).toHaveLength(2);
+      const open = await admin.query<{ status: string; n: number }>(
+        'SELECT status, count(*)::int AS n FROM public.upload_queue WHERE id = ANY($1::uuid[]) GROUP BY status ORDER BY status',
+        [ids],
+      );
+      expect(open.rows).toEqual([{ status: 'in_progress', n: 2 }, { status: 'pending', n: 3 }]);
+    } finally {
+      await admin.query('COMMIT');
+    }
+    const stats = (await run) as { completed: number; claimed: number };
+    expect(stats).toMatchObject({ claimed: 5, completed: 5 });
+    expect(new Set(puts).size).toBe(5);
+    expect(puts).toHaveLength(5);
+    const done = await admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.upload_queue WHERE id = ANY($1::uuid[]) AND status = 'completed'`,
+      [ids],
+    );
+    expect(done.rows[0]!.n).toBe(5);
   });
 });
