@@ -107,7 +107,8 @@ async function pgBossThroughput(url, c, batchSize, jobs = JOBS) {
   return { ms, perSec: (jobs / ms) * 1000 };
 }
 
-async function graphileThroughput(url, c) {
+/** `runners` graphile-worker runners with WORKERS / runners concurrency each (1 runner: concurrency WORKERS). */
+async function graphileThroughput(url, c, runners = 1) {
   const utils = await makeWorkerUtils({ connectionString: url });
   await utils.migrate();
   for (let i = 0; i < JOBS; i += 1000) {
@@ -116,21 +117,26 @@ async function graphileThroughput(url, c) {
   await c.query('VACUUM ANALYZE graphile_worker._private_jobs');
   let handled = 0;
   const t0 = performance.now();
-  const runner = await runGraphile({
-    connectionString: url,
-    concurrency: WORKERS,
-    noHandleSignals: true,
-    pollInterval: 500,
-    logger: new (await import('graphile-worker')).Logger(() => quiet),
-    taskList: { bench: async () => { handled++; } },
-  });
+  const { Logger } = await import('graphile-worker');
+  const started = await Promise.all(
+    Array.from({ length: runners }, () =>
+      runGraphile({
+        connectionString: url,
+        concurrency: WORKERS / runners,
+        noHandleSignals: true,
+        pollInterval: 500,
+        logger: new Logger(() => quiet),
+        taskList: { bench: async () => { handled++; } },
+      }),
+    ),
+  );
   for (;;) {
     const { rows } = await c.query('SELECT count(*)::int AS n FROM graphile_worker._private_jobs');
     if (rows[0].n === 0) break;
     await sleep(10);
   }
   const ms = performance.now() - t0;
-  await runner.stop();
+  await Promise.all(started.map((r) => r.stop()));
   await utils.release();
   if (handled !== JOBS) throw new Error(`graphile-worker handled ${handled} of ${JOBS}`);
   return { ms, perSec: (JOBS / ms) * 1000 };
@@ -239,6 +245,7 @@ try {
     }
     results[`pg-boss 10.4.2, ${WORKERS} workers, batchSize 50`] = await timed(() => pgBossThroughput(db.url, c, 50));
     results[`graphile-worker 0.17.3, concurrency ${WORKERS}`] = await timed(() => graphileThroughput(db.url, c));
+    results[`graphile-worker 0.17.3, ${WORKERS} runners x 1`] = await timed(() => graphileThroughput(db.url, c, WORKERS));
   }
   for (const [k, r] of Object.entries(results)) {
     console.log(`${k.padEnd(44)} ${r.perSec.toFixed(0).padStart(6)} jobs/s  (${(r.ms / 1000).toFixed(2)} s, node CPU ${(r.cpuMs / r.ms * 100).toFixed(0)} % of one core)`);

@@ -21,6 +21,10 @@ AS $$
 DECLARE
   v_n    integer := coalesce(cardinality(p_job_ids), 0);
   v_done uuid[];  -- lease tokens of the jobs this call completed (a token names one lease of one job)
+  -- A parameter, not a literal, in the generic plan: the planner then cannot use the partial index on
+  -- in-progress jobs (which it would think tiny, and which holds the dead entries of every job completed since
+  -- the last vacuum) and reads the jobs by primary key.
+  v_in_progress constant text := 'in_progress';
 BEGIN
   IF p_job_ids IS NULL OR p_lease_tokens IS NULL THEN
     RAISE EXCEPTION 'p_job_ids and p_lease_tokens must not be NULL' USING ERRCODE = '22023',
@@ -46,7 +50,7 @@ BEGIN
        SET status = 'completed', completed_at = now(), locked_until = NULL, updated_at = now()
       FROM input AS i
      WHERE q.id = i.job_id AND q.id = ANY (p_job_ids)  -- by primary key, not by the in-progress index
-       AND q.status = 'in_progress' AND q.lease_token = i.lease_token
+       AND q.status = v_in_progress AND q.lease_token = i.lease_token
     RETURNING q.id, q.lease_token, q.source_id, i.storage_url
   ), gone AS (
     DELETE FROM public.upload_queue_payloads AS p
