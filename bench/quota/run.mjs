@@ -1,5 +1,6 @@
 // Quota benchmark (not a test). Creates a throwaway cluster, migrates it, and measures:
-//  A. single-row inserts into sources with the quota triggers vs an identical table without them,
+//  A. single-row inserts into sources with the quota triggers vs an identical table without them, and vs a
+//     third copy with only the cheapest possible per-insert counter write (the "counter floor"),
 //     8 writers spread over 10,000 users (alternating rounds, same run);
 //  B. 16 writers inserting for ONE user (all serialised on its counter row), then checks exactness;
 //  C. reset_billing_periods() over N users whose period has ended: total time, longest call (= transaction),
@@ -36,8 +37,25 @@ try {
   execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'migrate', 'up'], { env: { ...process.env, DATABASE_URL: url }, stdio: 'ignore' });
   const pool = new pg.Pool({ connectionString: url, max: 24 });
   await pool.query(`CREATE TABLE public.sources_bare (LIKE public.sources INCLUDING ALL)`);
+  // The floor of any design that writes a per-user counter row on each insert: a row-level trigger doing one
+  // plain UPDATE (no limit check, no plan lookup, no transition table, no bulk handling, no missing-row case).
+  // Not a usable quota; it shows how much of the gap is the counter write itself.
+  await pool.query(`CREATE TABLE public.sources_counter_floor (LIKE public.sources INCLUDING ALL)`);
+  await pool.query(`CREATE TABLE public.bench_counter_floor AS SELECT user_id, 0::bigint AS total_bytes, 0::bigint AS total_sources
+                      FROM public.storage_usage WITH NO DATA`);
+  await pool.query(`ALTER TABLE public.bench_counter_floor ADD PRIMARY KEY (user_id), SET (fillfactor = 80)`);
+  await pool.query(`CREATE FUNCTION public.bench_counter_floor_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN
+                        UPDATE public.bench_counter_floor AS c
+                           SET total_bytes = c.total_bytes + NEW.file_size, total_sources = c.total_sources + 1
+                         WHERE c.user_id = NEW.user_id;
+                        RETURN NULL;
+                      END $$`);
+  await pool.query(`CREATE TRIGGER bench_counter_floor AFTER INSERT ON public.sources_counter_floor
+                      FOR EACH ROW EXECUTE FUNCTION public.bench_counter_floor_trg()`);
   const users = Array.from({ length: 10_000 }, () => randomUUID());
   await pool.query(`INSERT INTO public.storage_usage (user_id, plan_id) SELECT unnest($1::uuid[]), 'pro'`, [users]);
+  await pool.query(`INSERT INTO public.bench_counter_floor (user_id) SELECT unnest($1::uuid[])`, [users]);
 
   let seq = 0;
   async function writers(n, table, pickUser, secs) {
@@ -71,15 +89,21 @@ try {
     // background load hits both tables alike; the median of the per-round ratios is the figure reported
     const bare = [];
     const trig = [];
+    const floor = [];
     const ratios = [];
+    const floorRatios = [];
     await writers(8, 'sources', spread, 2); // warm-up
     await writers(8, 'sources_bare', spread, 2);
+    await writers(8, 'sources_counter_floor', spread, 2);
     for (let round = 0; round < rounds; round++) {
       const b = await writers(8, 'sources_bare', spread, seconds / rounds);
       const t = await writers(8, 'sources', spread, seconds / rounds);
+      const f = await writers(8, 'sources_counter_floor', spread, seconds / rounds);
       bare.push(b);
       trig.push(t);
+      floor.push(f);
       ratios.push(t / b);
+      floorRatios.push(f / b);
     }
     const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -87,6 +111,8 @@ try {
       bare_per_s: Math.round(mean(bare)), quota_per_s: Math.round(mean(trig)),
       ratio_of_means: +(mean(trig) / mean(bare)).toFixed(3), median_round_ratio: +median(ratios).toFixed(3),
       round_ratios: ratios.map((r) => +r.toFixed(2)),
+      counter_floor_per_s: Math.round(mean(floor)), counter_floor_median_round_ratio: +median(floorRatios).toFixed(3),
+      counter_floor_round_ratios: floorRatios.map((r) => +r.toFixed(2)),
     };
   }
   // CPU per insert inside the server, no client round trip: a DO loop of 5,000 single-row inserts for
