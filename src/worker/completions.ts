@@ -22,7 +22,13 @@ export class CompletionBatcher {
   constructor(
     private readonly db: pg.Pool,
     readonly maxBatch = 64,
-  ) {}
+  ) {
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1000) {
+      throw new RangeError(
+        `completionBatchSize must be an integer from 1 to 1000 (complete_upload_jobs takes at most 1000 jobs), got ${maxBatch}`,
+      );
+    }
+  }
 
   complete(jobId: string, token: string, storageUrl: string | null): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {

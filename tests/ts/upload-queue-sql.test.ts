@@ -237,6 +237,13 @@ describe('worker completions in batches', () => {
 });
 
 describe('worker slots', () => {
+  it('refuses a completion batch size outside 1..1000, naming the option', () => {
+    for (const bad of [0, -1, 1.5, 1001, Number.NaN]) {
+      expect(() => new UploadWorker({ databaseUrl: tc.url, storage: { backend: 'memory', put: async () => undefined }, completionBatchSize: bad }))
+        .toThrow(/completionBatchSize must be an integer from 1 to 1000/);
+    }
+  });
+
   it('frees a slot when its upload ends, so claiming goes on while completions are recorded, up to one batch', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await dueJob(admin));
