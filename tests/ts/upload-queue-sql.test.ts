@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateUp } from '../../src/migrate.js';
 import { CompletionBatcher } from '../../src/worker/completions.js';
-import { UploadWorker } from '../../src/worker/worker.js';
+import { UploadWorker, type WorkerStats } from '../../src/worker/worker.js';
 import { client, throwawayCluster, type Throwaway } from './helpers/db.js';
 
 const PROCESSOR_LOCK_KEY = '7402000200';
@@ -269,7 +269,7 @@ describe('worker slots', () => {
     // completions block on the source rows this transaction locks
     await admin.query('BEGIN');
     await admin.query('SELECT id FROM public.sources WHERE user_id = $1 FOR UPDATE', [USER]);
-    let run: Promise<unknown> | undefined;
+    let run: Promise<WorkerStats> | undefined;
     try {
       run = worker.run();
       // one slot, yet a second upload runs while the first completion waits; then claiming pauses
@@ -284,8 +284,7 @@ describe('worker slots', () => {
     } finally {
       await admin.query('COMMIT');
     }
-    const stats = (await run) as { completed: number; claimed: number };
-    expect(stats).toMatchObject({ claimed: 5, completed: 5 });
+    expect(await run).toMatchObject({ claimed: 5, completed: 5 });
     expect(new Set(puts).size).toBe(5);
     expect(puts).toHaveLength(5);
     const done = await admin.query<{ n: number }>(
