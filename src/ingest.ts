@@ -110,7 +110,15 @@ export async function ingestSource(db: Db, input: IngestInput, options: IngestOp
   }
 
   const message = uploadError.message.slice(0, 1000);
-  const client = db instanceof pg.Pool ? await db.connect() : db;
+  const pooled = db instanceof pg.Pool ? await db.connect() : undefined;
+  const client = pooled ?? db;
+  // A checked-out client is outside the pool's error handling: without a listener, a connection lost between
+  // two statements (a database restart) would be an uncaught 'error' event that ends the API server's process.
+  let connectionError: Error | undefined;
+  const onConnectionError = (err: Error): void => {
+    connectionError = err;
+  };
+  pooled?.on('error', onConnectionError);
   let outcome: IngestResult | undefined;
   try {
     await client.query('BEGIN');
@@ -133,7 +141,9 @@ export async function ingestSource(db: Db, input: IngestInput, options: IngestOp
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    if (client !== db) (client as pg.PoolClient).release();
+    pooled?.off('error', onConnectionError);
+    // a lost connection goes back as broken, so the pool discards it instead of handing it out again
+    pooled?.release(connectionError);
   }
   if (outcome) return outcome;
   const raced = await existingSource(db, input.userId, contentHash);

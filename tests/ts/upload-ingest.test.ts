@@ -201,3 +201,49 @@ describe('large payloads', () => {
     expect((await readFile(path.join(dir, 'sources', user, sha256(content)))).equals(content)).toBe(true);
   });
 });
+
+describe('connection lost during the ingest transaction', () => {
+  it('rejects the call, leaves no partial rows, and the pool discards the broken connection (no process crash)', async () => {
+    const apiPool = new pg.Pool({ connectionString: db.url, max: 1, application_name: 'ingest-under-test' });
+    // the pool's own handler covers idle clients only; a checked-out client must be covered by ingestSource
+    apiPool.on('error', () => undefined);
+    const blocker = await pool.connect();
+    try {
+      const failing = new ScriptedStorage();
+      failing.script = { kind: 'fail', status: 503 };
+      const user = randomUUID();
+      // the source INSERT goes through; enqueue_upload then waits on the queue table inside the transaction
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE public.upload_queue IN ACCESS EXCLUSIVE MODE');
+      const pending = ingestSource(apiPool, { userId: user, content: randomBytes(1000), mimeType: 'text/plain' }, { storage: failing });
+      const outcome = pending.then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      );
+      let pid: number | undefined;
+      for (let i = 0; i < 200 && pid === undefined; i++) {
+        const { rows } = await pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE application_name = 'ingest-under-test' AND wait_event_type = 'Lock'`,
+        );
+        pid = rows[0]?.pid;
+        if (pid === undefined) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(pid, 'ingest transaction waiting on the queue lock').toBeDefined();
+      await pool.query('SELECT pg_terminate_backend($1)', [pid]);
+      expect(await outcome).toMatch(/terminat/i);
+      await blocker.query('ROLLBACK');
+      // give the socket's 'end' (the event that used to be uncaught) time to arrive
+      await new Promise((r) => setTimeout(r, 200));
+      expect(apiPool.totalCount, 'broken connection discarded').toBe(0);
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM public.sources WHERE user_id = $1', [user]);
+      expect(rows[0]!.n, 'transaction rolled back').toBe(0);
+      // the same pool serves the next ingest on a fresh connection
+      const again = await ingestSource(apiPool, { userId: user, content: randomBytes(1000), mimeType: 'text/plain' }, { storage: failing });
+      expect(again.status).toBe('pending_retry');
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      blocker.release();
+      await apiPool.end();
+    }
+  });
+});
