@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { collectStatus, renderStatus } from './commands/status.js';
 import { collectUsage, renderUsage } from './commands/usage.js';
+import { createPool } from './db/connect.js';
 import { withHeartbeat } from './heartbeat.js';
 import { ingestSource, type IngestResult } from './ingest.js';
 import { readOpsMetrics } from './metrics/registry.js';
@@ -56,7 +56,7 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     print(`   ${why}`);
   };
   await migrateUp(databaseUrl);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'neotoma-ops demo' });
+  const pool = createPool(databaseUrl, 4, 'neotoma-ops demo');
   const root = path.join(neotomaHome(), 'demo-storage');
   const storage = new DemoStorage(new FsStorage({ root, durable: false }));
   const user = randomUUID();
