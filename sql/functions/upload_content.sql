@@ -3,17 +3,26 @@
 -- NULL for a stale or wrong token, an unknown job, or a job that is not in progress.
 CREATE OR REPLACE FUNCTION public.upload_job_content(p_job_id uuid, p_lease_token uuid)
 RETURNS bytea
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = ''
+SET plan_cache_mode = force_generic_plan
 AS $$
-  SELECT p.content
+DECLARE
+  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
+  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
+  v_in_progress constant text := 'in_progress';
+  v_content bytea;
+BEGIN
+  SELECT p.content INTO v_content
     FROM public.upload_queue AS q
     JOIN public.upload_queue_payloads AS p ON p.job_id = q.id
    WHERE q.id = p_job_id
-     AND q.status = 'in_progress'
+     AND q.status = v_in_progress
      AND q.lease_token = p_lease_token;
+  RETURN v_content;
+END
 $$;
 
 REVOKE ALL ON FUNCTION public.upload_job_content(uuid, uuid) FROM PUBLIC, anon, authenticated;

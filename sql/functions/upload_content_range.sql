@@ -10,9 +10,13 @@ LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = ''
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   v_slice bytea;
+  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
+  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
+  v_in_progress constant text := 'in_progress';
 BEGIN
   IF p_offset IS NULL OR p_offset < 0 OR p_offset > 2147483647 THEN
     RAISE EXCEPTION 'p_offset must be a byte offset between 0 and 2147483647, got %', coalesce(p_offset::text, 'NULL')
@@ -26,7 +30,7 @@ BEGIN
     FROM public.upload_queue AS q
     JOIN public.upload_queue_payloads AS p ON p.job_id = q.id
    WHERE q.id = p_job_id
-     AND q.status = 'in_progress'
+     AND q.status = v_in_progress
      AND q.lease_token = p_lease_token;
   RETURN v_slice;
 END

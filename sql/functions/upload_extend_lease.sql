@@ -10,9 +10,13 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 SET search_path = ''
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   v_until timestamptz;
+  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
+  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
+  v_in_progress constant text := 'in_progress';
 BEGIN
   IF p_lease IS NULL OR p_lease <= interval '0' OR p_lease > interval '1 day' THEN
     RAISE EXCEPTION 'p_lease must be a positive interval of at most 1 day, got %', coalesce(p_lease::text, 'NULL')
@@ -20,7 +24,7 @@ BEGIN
   END IF;
   UPDATE public.upload_queue AS q
      SET locked_until = now() + p_lease, updated_at = now()
-   WHERE q.id = p_job_id AND q.status = 'in_progress' AND q.lease_token = p_lease_token
+   WHERE q.id = p_job_id AND q.status = v_in_progress AND q.lease_token = p_lease_token
   RETURNING q.locked_until INTO v_until;
   RETURN v_until;
 END

@@ -11,10 +11,15 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 SET search_path = ''
+SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
+  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
+  v_in_progress constant text := 'in_progress';
 BEGIN
   PERFORM 1 FROM public.upload_queue AS q
-    WHERE q.id = p_job_id AND q.status = 'in_progress' AND q.lease_token = p_lease_token
+    WHERE q.id = p_job_id AND q.status = v_in_progress AND q.lease_token = p_lease_token
       FOR UPDATE;
   IF NOT FOUND THEN
     RETURN false;

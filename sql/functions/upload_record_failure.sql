@@ -11,14 +11,18 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 SET search_path = ''
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
+  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
+  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
+  v_in_progress constant text := 'in_progress';
   v_job   public.upload_queue%ROWTYPE;
   v_retry integer;
   v_error text := coalesce(nullif(p_error_message, ''), 'upload failed (no error message given)');
 BEGIN
   SELECT * INTO v_job FROM public.upload_queue AS q
-   WHERE q.id = p_job_id AND q.status = 'in_progress'
+   WHERE q.id = p_job_id AND q.status = v_in_progress
      FOR UPDATE;
   IF NOT FOUND THEN
     RETURN NULL;

@@ -3,7 +3,7 @@
 -- failure, requeue, fencing of stale leases, and process_upload_queue() (rescue, prune, due, idempotence).
 -- Time is moved by backdating next_retry_at / locked_until; now() is fixed for the whole transaction.
 BEGIN;
-SELECT plan(111);
+SELECT plan(116);
 
 CREATE TEMP TABLE t_jobs (name text PRIMARY KEY, source_id uuid, job_id uuid, token uuid);
 CREATE TEMP TABLE t_counters_before AS SELECT * FROM neotoma_ops.upload_queue_counter_totals();
@@ -301,5 +301,24 @@ UPDATE neotoma_ops.upload_queue_settings SET completed_retention = interval '1 d
 SELECT is((public.process_upload_queue() ->> 'pruned')::int, 1, 'the retention is configurable (1 day prunes the 6-day-old job)');
 SELECT is((SELECT status FROM public.upload_queue WHERE id = pg_temp.job('last')), 'failed', 'failed jobs are not pruned');
 
+
+-- ------------------------------------------------------------- lease-holder calls read the job by primary key
+-- The partial index on in-progress jobs looks tiny to the planner but holds the dead entries of every job that
+-- left in_progress since the last vacuum; calls about one job must go by primary key, never through it.
+SELECT pg_temp.source('scan') IS NOT NULL AND pg_temp.enqueue('scan') IS NOT NULL AS created \gset
+UPDATE public.upload_queue SET next_retry_at = now() + interval '1 hour' WHERE status = 'pending';  -- only 'scan' is due
+SELECT pg_temp.claim('scan') IS NOT NULL AS claimed \gset
+CREATE TEMP TABLE t_scan_before AS
+SELECT pg_catalog.pg_stat_get_xact_numscans('public.upload_queue_lease_expiry_idx'::regclass) AS n;
+SELECT isnt(public.extend_upload_lease(pg_temp.job('scan'), pg_temp.token('scan'), '2 minutes'), NULL,
+  'extend_upload_lease (index check): the holder extends');
+SELECT is(public.upload_job_content(pg_temp.job('scan'), pg_temp.token('scan')), convert_to('scan', 'UTF8'),
+  'upload_job_content (index check): the holder reads the bytes');
+SELECT is(public.upload_job_content_range(pg_temp.job('scan'), pg_temp.token('scan'), 1, 2), convert_to('ca', 'UTF8'),
+  'upload_job_content_range (index check): the holder reads a slice');
+SELECT is(public.fail_upload_job(pg_temp.job('scan'), pg_temp.token('scan'), 'HTTP 503', true), true,
+  'fail_upload_job (index check): the holder fails the retry');
+SELECT is(pg_catalog.pg_stat_get_xact_numscans('public.upload_queue_lease_expiry_idx'::regclass) - (SELECT n FROM t_scan_before),
+  0::bigint, 'extend, content, content range and fail (with record_failure) did not scan the in-progress index');
 SELECT * FROM finish();
 ROLLBACK;
