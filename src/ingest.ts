@@ -56,7 +56,8 @@ const INSERT_SOURCE = `
  * the source. Upload succeeded → `sources` row `uploaded`. Upload failed → in one transaction the row is inserted
  * `pending` and the bytes are enqueued (`enqueue_upload`), so the worker finishes the job later; the result says
  * `pending_retry` with the job id. The same user sending the same content again gets the existing source back.
- * Database errors, quota rejections (SQLSTATE PT402 / PT413) included, are thrown unchanged.
+ * Content over the user's quota is refused before the upload (`check_storage_quota`). Database errors, quota
+ * rejections (SQLSTATE PT402 / PT413) included, are thrown unchanged.
  */
 export async function ingestSource(db: Db, input: IngestInput, options: IngestOptions): Promise<IngestResult> {
   const content = Buffer.isBuffer(input.content) ? input.content : Buffer.from(input.content);
@@ -76,6 +77,9 @@ export async function ingestSource(db: Db, input: IngestInput, options: IngestOp
 
   const known = await existingSource(db, input.userId, contentHash);
   if (known) return duplicate(known);
+  // Content the quota would refuse is refused before it is uploaded: no bytes sent, no unreferenced object
+  // left in storage. The trigger on sources still decides for concurrent ingests (checked again at insert).
+  await db.query('SELECT public.check_storage_quota($1, $2)', [input.userId, byteSize]);
 
   let uploadError: StorageError | undefined;
   try {

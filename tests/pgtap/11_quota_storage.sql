@@ -2,7 +2,7 @@
 -- deletes (single, bulk, cascade), clamping, per-file limit, big counters, plan changes, error contract,
 -- rejection counters, enforcement for service_role and the table owner, bad input.
 BEGIN;
-SELECT plan(46);
+SELECT plan(57);
 
 CREATE FUNCTION pg_temp.h(k text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT md5(k) || md5(k || '.') $$;
 CREATE FUNCTION pg_temp.add(u uuid, k text, size bigint) RETURNS void LANGUAGE sql AS $$
@@ -163,6 +163,35 @@ DO $$ BEGIN
 EXCEPTION WHEN OTHERS THEN PERFORM set_config('quota_test.sr', SQLSTATE, true); END $$;
 RESET ROLE;
 SELECT is(current_setting('quota_test.sr'), 'PT402', 'service_role is refused too');
+
+-- check_storage_quota: the insert's answer before any bytes are uploaded, with nothing written
+SELECT pg_temp.limit_to('1c000000-0000-4000-8000-00000000000c', 1000);
+SELECT pg_temp.add('1c000000-0000-4000-8000-00000000000c', 'c1', 600);
+SELECT lives_ok($$SELECT public.check_storage_quota('1c000000-0000-4000-8000-00000000000c', 400)$$,
+  'check_storage_quota: a file that reaches the limit exactly is accepted');
+SELECT is(pg_temp.usage('1c000000-0000-4000-8000-00000000000c'), '600/1', 'check_storage_quota: an accepted check charges nothing');
+SELECT set_config('quota_test.before_check', pg_temp.rejections('storage')::text, true);
+SELECT throws_ok($$SELECT public.check_storage_quota('1c000000-0000-4000-8000-00000000000c', 401)$$, 'PT402',
+  'Storage quota exceeded: 600 B of 1000 B used on plan free; this upload needs 401 B',
+  'check_storage_quota: one byte too many gives the PT402 of the insert');
+SELECT throws_ok($$SELECT pg_temp.add('1c000000-0000-4000-8000-00000000000c', 'c2', 401)$$, 'PT402',
+  'Storage quota exceeded: 600 B of 1000 B used on plan free; this upload needs 401 B',
+  '... and the insert itself gives the same error');
+SELECT is(pg_temp.rejections('storage') - current_setting('quota_test.before_check')::bigint, 2::bigint,
+  'check_storage_quota: its refusal is counted as a storage rejection, like the insert''s');
+SELECT throws_ok($$SELECT public.check_storage_quota('1c000000-0000-4000-8000-00000000000c', 104857601)$$, 'PT413',
+  'File too large: 100 MiB exceeds the per-file limit of 100 MiB on plan free',
+  'check_storage_quota: a file over the per-file limit gives the PT413 of the insert');
+SELECT lives_ok($$SELECT public.check_storage_quota('1d000000-0000-4000-8000-00000000000d', 1048576)$$,
+  'check_storage_quota: a user without a usage row is checked against the default plan (1 MiB accepted)');
+SELECT throws_ok($$SELECT public.check_storage_quota('1d000000-0000-4000-8000-00000000000d', 2147483648)$$, 'PT413', NULL,
+  '... and a 2 GiB file refused');
+SELECT is((SELECT count(*)::integer FROM public.storage_usage WHERE user_id = '1d000000-0000-4000-8000-00000000000d'), 0,
+  'check_storage_quota: no usage row is left behind for a new user');
+SELECT throws_ok($$SELECT public.check_storage_quota(NULL, 1)$$, '22023', 'p_user_id must not be NULL',
+  'check_storage_quota: NULL user -> 22023');
+SELECT throws_ok($$SELECT public.check_storage_quota('1c000000-0000-4000-8000-00000000000c', -1)$$, '22023',
+  'p_bytes must be the size of the file in bytes (0 or more), got -1', 'check_storage_quota: negative size -> 22023');
 
 -- bad input: standard SQLSTATEs, nothing written
 SELECT throws_ok($$SELECT pg_temp.add('1b000000-0000-4000-8000-00000000000b', 'neg', -1)$$, '23514', NULL, 'negative size -> 23514');

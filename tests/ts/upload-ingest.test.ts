@@ -72,19 +72,25 @@ describe('ingestSource', () => {
     expect((await pool.query('SELECT count(*)::int AS n FROM public.upload_queue')).rows[0].n).toBe(0);
   });
 
-  it('passes quota errors through unchanged and writes nothing (both paths)', async () => {
+  it('refuses over-quota content before uploading it: the PT402 passes through unchanged, nothing sent or written', async () => {
     const user = randomUUID();
-    // the real quota triggers: a user whose storage limit is 50 bytes
+    // the real quota accounting: a user whose storage limit is 50 bytes
     await pool.query(`SELECT public.set_user_plan($1, 'free')`, [user]);
     await pool.query('UPDATE public.storage_usage SET storage_limit_bytes_override = 50 WHERE user_id = $1', [user]);
-    for (const storage of [fsStorage, Object.assign(new ScriptedStorage(), { script: { kind: 'fail', status: 503 } as const })]) {
+    const rejections = async (): Promise<number> =>
+      Number((await pool.query(`SELECT rejections FROM neotoma_ops.quota_rejection_counts() WHERE resource = 'storage'`)).rows[0].rejections);
+    const before = await rejections();
+    for (const script of [{ kind: 'ok' }, { kind: 'fail', status: 503 }] as const) {
+      const storage = Object.assign(new ScriptedStorage(), { script });
       const err = (await ingestSource(pool, { userId: user, content: randomBytes(100), mimeType: 'text/plain' }, { storage }).catch((e: unknown) => e)) as pg.DatabaseError;
       expect(err).toBeInstanceOf(pg.DatabaseError);
       expect(err.code).toBe('PT402');
       expect(err.message).toBe('Storage quota exceeded: 0 B of 50 B used on plan free; this upload needs 100 B');
       expect(JSON.parse(err.detail!)).toMatchObject({ code: 'STORAGE_QUOTA_EXCEEDED', used_bytes: 0, limit_bytes: 50, requested_bytes: 100 });
       expect(err.hint).toMatch(/upgrade to a larger plan/);
+      expect(storage.attempts, 'no bytes sent to storage').toBe(0);
     }
+    expect(await rejections(), 'one rejection counted per refused ingest').toBe(before + 2);
     const { rows } = await pool.query(
       `SELECT (SELECT count(*)::int FROM public.sources WHERE user_id = $1) AS sources,
               (SELECT count(*)::int FROM public.upload_queue WHERE user_id = $1) AS jobs,
@@ -92,6 +98,39 @@ describe('ingestSource', () => {
       [user],
     );
     expect(rows[0]).toEqual({ sources: 0, jobs: 0, used: 0 });
+  });
+
+  it('room taken by a concurrent ingest during the upload: the insert\'s quota error passes through unchanged (both paths)', async () => {
+    for (const script of [{ kind: 'ok' }, { kind: 'fail', status: 503 }] as const) {
+      const user = randomUUID();
+      await pool.query(`SELECT public.set_user_plan($1, 'free')`, [user]);
+      await pool.query('UPDATE public.storage_usage SET storage_limit_bytes_override = 50 WHERE user_id = $1', [user]);
+      // while this upload runs, another source of the same user fills the quota (the pre-check had passed)
+      const storage = new (class extends ScriptedStorage {
+        override async put(r: Parameters<ScriptedStorage['put']>[0]): Promise<void> {
+          const hash = sha256(randomBytes(8));
+          await pool.query(
+            `INSERT INTO public.sources (user_id, content_hash, mime_type, storage_url, file_size)
+             VALUES ($1, $2, 'text/plain', $3, 40)`,
+            [user, hash, `${user}/${hash}`],
+          );
+          return super.put(r);
+        }
+      })();
+      storage.script = script;
+      const err = (await ingestSource(pool, { userId: user, content: randomBytes(30), mimeType: 'text/plain' }, { storage }).catch((e: unknown) => e)) as pg.DatabaseError;
+      expect(err).toBeInstanceOf(pg.DatabaseError);
+      expect(err.code).toBe('PT402');
+      expect(err.message).toBe('Storage quota exceeded: 40 B of 50 B used on plan free; this upload needs 30 B');
+      expect(storage.attempts).toBe(1);
+      const { rows } = await pool.query(
+        `SELECT (SELECT count(*)::int FROM public.sources WHERE user_id = $1) AS sources,
+                (SELECT count(*)::int FROM public.upload_queue WHERE user_id = $1) AS jobs,
+                (SELECT total_bytes::int FROM public.storage_usage WHERE user_id = $1) AS used`,
+        [user],
+      );
+      expect(rows[0], `only the concurrent source is recorded (${script.kind} path)`).toEqual({ sources: 1, jobs: 0, used: 40 });
+    }
   });
 });
 
