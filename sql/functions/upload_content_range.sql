@@ -14,9 +14,7 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   v_slice bytea;
-  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
-  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
-  v_in_progress constant text := 'in_progress';
+  v_in_progress constant text := 'in_progress';  -- by primary key, see complete_upload_jobs
 BEGIN
   IF p_offset IS NULL OR p_offset < 0 OR p_offset > 2147483647 THEN
     RAISE EXCEPTION 'p_offset must be a byte offset between 0 and 2147483647, got %', coalesce(p_offset::text, 'NULL')

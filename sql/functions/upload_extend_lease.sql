@@ -14,9 +14,7 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   v_until timestamptz;
-  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
-  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
-  v_in_progress constant text := 'in_progress';
+  v_in_progress constant text := 'in_progress';  -- by primary key, see complete_upload_jobs
 BEGIN
   IF p_lease IS NULL OR p_lease <= interval '0' OR p_lease > interval '1 day' THEN
     RAISE EXCEPTION 'p_lease must be a positive interval of at most 1 day, got %', coalesce(p_lease::text, 'NULL')

@@ -14,9 +14,7 @@ SET search_path = ''
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
-  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
-  v_in_progress constant text := 'in_progress';
+  v_in_progress constant text := 'in_progress';  -- by primary key, see complete_upload_jobs
 BEGIN
   PERFORM 1 FROM public.upload_queue AS q
     WHERE q.id = p_job_id AND q.status = v_in_progress AND q.lease_token = p_lease_token

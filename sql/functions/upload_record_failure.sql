@@ -14,9 +14,7 @@ SET search_path = ''
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-  -- A parameter, not a literal, in a generic plan: the job is read by primary key, never through the partial
-  -- index on in-progress jobs (which the planner thinks tiny but which holds dead entries until vacuum).
-  v_in_progress constant text := 'in_progress';
+  v_in_progress constant text := 'in_progress';  -- by primary key, see complete_upload_jobs
   v_job   public.upload_queue%ROWTYPE;
   v_retry integer;
   v_error text := coalesce(nullif(p_error_message, ''), 'upload failed (no error message given)');

@@ -9,7 +9,7 @@ import { FsStorage } from '../../src/storage/index.js';
 import { UploadWorker, type WorkerOptions } from '../../src/worker/worker.js';
 import type { Throwaway } from './helpers/db.js';
 import { ScriptedStorage } from './helpers/scripted-storage.js';
-import { enqueueJobs, makeDue, migratedCluster, sha256 } from './helpers/upload.js';
+import { enqueueJobs, makeDue, migratedCluster, sha256, waitFor } from './helpers/upload.js';
 
 let db: Throwaway;
 let pool: pg.Pool;
@@ -259,21 +259,15 @@ describe('connection lost during the ingest transaction', () => {
         () => 'resolved',
         (err: Error) => err.message,
       );
-      let pid: number | undefined;
-      for (let i = 0; i < 200 && pid === undefined; i++) {
-        const { rows } = await pool.query<{ pid: number }>(
+      const pid = await waitFor('the ingest transaction waiting on the queue lock', async () =>
+        (await pool.query<{ pid: number }>(
           `SELECT pid FROM pg_stat_activity WHERE application_name = 'ingest-under-test' AND wait_event_type = 'Lock'`,
-        );
-        pid = rows[0]?.pid;
-        if (pid === undefined) await new Promise((r) => setTimeout(r, 25));
-      }
-      expect(pid, 'ingest transaction waiting on the queue lock').toBeDefined();
+        )).rows[0]?.pid, 5000, 25);
       await pool.query('SELECT pg_terminate_backend($1)', [pid]);
       expect(await outcome).toMatch(/terminat/i);
       await blocker.query('ROLLBACK');
-      // give the socket's 'end' (the event that used to be uncaught) time to arrive
-      await new Promise((r) => setTimeout(r, 200));
-      expect(apiPool.totalCount, 'broken connection discarded').toBe(0);
+      // the socket's 'end' (the event that used to be uncaught) arrives after the rejection
+      await waitFor('the broken connection discarded by the pool', async () => apiPool.totalCount === 0, 5000, 10);
       const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM public.sources WHERE user_id = $1', [user]);
       expect(rows[0]!.n, 'transaction rolled back').toBe(0);
       // the same pool serves the next ingest on a fresh connection
