@@ -129,13 +129,26 @@ CREATE POLICY "Users read own usage_periods" ON public.usage_periods
 CREATE POLICY "Service role full access - usage_drift_log" ON public.usage_drift_log
   FOR ALL TO service_role USING (true) WITH CHECK (true);
 
+-- service_role included: on Supabase, default privileges hand it TRUNCATE, REFERENCES and TRIGGER too, and
+-- anon/authenticated the identity sequence; exactly what is needed is granted back.
 REVOKE ALL ON TABLE public.plans, public.storage_usage, public.usage_periods, public.usage_drift_log
-  FROM PUBLIC, anon, authenticated;
+  FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON SEQUENCE public.usage_drift_log_id_seq FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.plans, public.storage_usage, public.usage_periods TO authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.plans, public.storage_usage, public.usage_periods,
   public.usage_drift_log TO service_role;
 
+-- Counter rows are born true (neotoma_ops.quota_usage_row_create: from the user's existing sources and runs), so
+-- a user's first write after the upgrade is checked against everything they already hold. This deferred step
+-- creates the rows of every user who already has sources or runs, in batches of 1000 users (each its own
+-- short transaction) once the triggers are in place, so that reports and metrics show everyone at once.
+INSERT INTO neotoma_ops.deferred_steps (migration, position, description, statement, repeat) VALUES
+  ('0100_quota-tables', 1, 'create the usage counters of users who already have sources or runs',
+   $$SELECT neotoma_ops.quota_create_missing_usage_rows($1::uuid, 1000)::text$$, true)
+ON CONFLICT (migration, position) DO NOTHING;
+
 -- Down Migration
+DELETE FROM neotoma_ops.deferred_steps WHERE migration = '0100_quota-tables';
 DROP VIEW IF EXISTS public.storage_usage_report;
 DROP TRIGGER IF EXISTS quota_sources_insert ON public.sources;
 DROP TRIGGER IF EXISTS quota_sources_update ON public.sources;

@@ -5,15 +5,24 @@
 -- the queue live in sql/functions/upload_*.sql; the state machine is documented in docs/upload-queue.md.
 
 -- 1. sources.storage_status ------------------------------------------------------------------------------
+-- A constant default is stored in the catalog (no table rewrite); the CHECK is added NOT VALID (no scan under
+-- the table lock: every existing row holds the default) and checked by a deferred step.
 ALTER TABLE public.sources
   ADD COLUMN IF NOT EXISTS storage_status text NOT NULL DEFAULT 'uploaded';
 ALTER TABLE public.sources
-  ADD CONSTRAINT sources_storage_status_check CHECK (storage_status IN ('pending', 'uploaded', 'failed'));
+  ADD CONSTRAINT sources_storage_status_check CHECK (storage_status IN ('pending', 'uploaded', 'failed')) NOT VALID;
 COMMENT ON COLUMN public.sources.storage_status IS
   'pending: bytes queued in upload_queue; uploaded: stored at storage_url; failed: retries exhausted (see upload_queue).';
--- Operators look for sources not yet stored; uploaded rows (the vast majority) stay out of this index.
-CREATE INDEX sources_storage_status_not_uploaded_idx
-  ON public.sources (storage_status, user_id) WHERE storage_status <> 'uploaded';
+-- Operators look for sources not yet stored; uploaded rows (the vast majority) stay out of this index. Built
+-- CONCURRENTLY by a deferred step: sources may already hold millions of rows and keep taking writes.
+INSERT INTO neotoma_ops.deferred_steps (migration, position, description, statement, index_name) VALUES
+  ('0200_upload-queue', 1, 'check existing sources rows against sources_storage_status_check',
+   $$SELECT neotoma_ops.validate_constraint('public.sources', 'sources_storage_status_check')$$, NULL),
+  ('0200_upload-queue', 2, 'build index sources_storage_status_not_uploaded_idx',
+   $$CREATE INDEX CONCURRENTLY IF NOT EXISTS sources_storage_status_not_uploaded_idx
+       ON public.sources (storage_status, user_id) WHERE storage_status <> 'uploaded'$$,
+   'public.sources_storage_status_not_uploaded_idx')
+ON CONFLICT (migration, position) DO NOTHING;
 
 -- 2. the queue -----------------------------------------------------------------------------------------
 CREATE TABLE public.upload_queue (
@@ -148,7 +157,7 @@ CREATE POLICY "Service role full access - upload_queue_counters" ON neotoma_ops.
   FOR ALL TO service_role USING (true) WITH CHECK (true);
 
 REVOKE ALL ON TABLE public.upload_queue, public.upload_queue_payloads,
-  neotoma_ops.upload_queue_settings, neotoma_ops.upload_queue_counters FROM PUBLIC, anon, authenticated;
+  neotoma_ops.upload_queue_settings, neotoma_ops.upload_queue_counters FROM PUBLIC, anon, authenticated, service_role;
 -- Users see the status of their own jobs; lease internals (token, holder, expiry) and the bytes stay hidden.
 -- Clients select named columns (a `SELECT *` needs the hidden ones too and is refused).
 GRANT SELECT (id, user_id, source_id, bucket, storage_path, content_hash, byte_size, mime_type, status,
@@ -163,6 +172,7 @@ SELECT cron.schedule('upload-queue-processor', '*/5 * * * *', $$SELECT public.pr
 
 -- Down Migration
 SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'upload-queue-processor';
+DELETE FROM neotoma_ops.deferred_steps WHERE migration = '0200_upload-queue';
 DROP FUNCTION IF EXISTS public.process_upload_queue();
 DROP FUNCTION IF EXISTS public.requeue_upload_job(uuid);
 DROP FUNCTION IF EXISTS public.fail_upload_job(uuid, uuid, text, boolean);

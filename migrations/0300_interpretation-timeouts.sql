@@ -24,9 +24,14 @@ UPDATE public.interpretation_runs
 -- The sweep reads only active runs, oldest deadline first, and stops at now(): the index holds active runs
 -- only, so its size follows the number of runs in flight and the sweep's cost follows the number of stale
 -- ones, whatever the size of the table's history.
-CREATE INDEX IF NOT EXISTS interpretation_runs_active_timeout_at_idx
-  ON public.interpretation_runs (timeout_at)
-  WHERE status IN ('pending', 'running');
+-- Built CONCURRENTLY by a deferred step: interpretation_runs may already hold millions of rows and keep taking
+-- writes (until it exists, the sweep scans the table).
+INSERT INTO neotoma_ops.deferred_steps (migration, position, description, statement, index_name) VALUES
+  ('0300_interpretation-timeouts', 1, 'build index interpretation_runs_active_timeout_at_idx',
+   $$CREATE INDEX CONCURRENTLY IF NOT EXISTS interpretation_runs_active_timeout_at_idx
+       ON public.interpretation_runs (timeout_at) WHERE status IN ('pending', 'running')$$,
+   'public.interpretation_runs_active_timeout_at_idx')
+ON CONFLICT (migration, position) DO NOTHING;
 
 -- Operator settings of this area: one row, changed with a plain UPDATE (no migration, no restart); the next
 -- stamp, heartbeat and sweep use the new values. See docs/interpretations.md.
@@ -91,7 +96,7 @@ $policies$;
 -- Not for clients: the service role (the API server, operators) may read both and tune the settings;
 -- only the sweep (SECURITY DEFINER) writes the counters.
 REVOKE ALL ON TABLE neotoma_ops.interpretation_settings, neotoma_ops.interpretation_counters
-  FROM PUBLIC, anon, authenticated;
+  FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT, UPDATE ON TABLE neotoma_ops.interpretation_settings TO service_role;
 GRANT SELECT ON TABLE neotoma_ops.interpretation_counters TO service_role;
 
@@ -100,6 +105,7 @@ SELECT cron.schedule('stale-interpretation-cleanup', '*/5 * * * *', $$SELECT pub
 
 -- Down Migration
 SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'stale-interpretation-cleanup';
+DELETE FROM neotoma_ops.deferred_steps WHERE migration = '0300_interpretation-timeouts';
 DROP TRIGGER IF EXISTS interpretation_runs_stamp_timeout ON public.interpretation_runs;
 DROP FUNCTION IF EXISTS neotoma_ops.interpretation_runs_stamp_timeout();
 DROP FUNCTION IF EXISTS public.cleanup_stale_interpretations();

@@ -25,7 +25,7 @@ BEGIN
   END IF;
 END
 $policies$;
-REVOKE ALL ON TABLE neotoma_ops.ops_settings FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON TABLE neotoma_ops.ops_settings FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT, UPDATE ON TABLE neotoma_ops.ops_settings TO service_role;
 
 -- Without an index on end_time the purge and the metrics scan the whole history. Only the owner of

@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # A local PostgreSQL 15 cluster with pg_cron preloaded, listening on loopback only.
 #
-#   pg-cluster.sh init DIR DBNAME [--fast] [--no-cron]   create DIR (idempotent) and pick a free port
-#   pg-cluster.sh start DIR                               start it and create DBNAME if missing; print its URL
-#   pg-cluster.sh stop DIR                                stop it (fast shutdown)
-#   pg-cluster.sh destroy DIR                             stop it and delete DIR
-#   pg-cluster.sh url DIR                                 print its URL
-#   pg-cluster.sh status DIR                              exit 0 when running, 3 when not
+#   pg-cluster.sh init DIR DBNAME [--fast] [--no-cron] [--supabase]
+#                                     create DIR (idempotent) and pick a free port
+#   pg-cluster.sh start DIR           start it and create DBNAME if missing; print its URL (role postgres)
+#   pg-cluster.sh stop DIR            stop it (fast shutdown)
+#   pg-cluster.sh destroy DIR         stop it and delete DIR
+#   pg-cluster.sh url DIR             print its URL (role postgres)
+#   pg-cluster.sh admin-url DIR       print the URL of the bootstrap superuser (postgres, or supabase_admin)
+#   pg-cluster.sh status DIR          exit 0 when running, 3 when not
 #
-# DIR holds pgdata/, server.log, port, dbname and password. initdb and pg_ctl refuse to run as root,
-# so when invoked as root they run as the postgres OS user, who then owns DIR.
+# --supabase shapes the cluster as a Supabase project is: the bootstrap superuser is supabase_admin, and
+# `postgres` (the role the URL names) is a NON-superuser with Supabase's roles, default privileges, schema
+# auth and pg_cron grants (scripts/supabase/*.sql). Without it, `postgres` is the superuser.
+#
+# DIR holds pgdata/, server.log, port, dbname, password (and admin_password, mode with --supabase).
+# initdb and pg_ctl refuse to run as root, so when invoked as root they run as the postgres OS user, who
+# then owns DIR.
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cmd=${1:-}
 dir=${2:-}
 
 die() { echo "pg-cluster: $*" >&2; exit 2; }
-[[ -n "$cmd" && -n "$dir" ]] || die "usage: pg-cluster.sh init|start|stop|destroy|url DIR [DBNAME] [--fast] [--no-cron]"
+[[ -n "$cmd" && -n "$dir" ]] || die "usage: pg-cluster.sh init|start|stop|destroy|url|admin-url|status DIR [DBNAME] [--fast] [--no-cron] [--supabase]"
 [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 server binaries not found in $PG_BIN. Run: bash scripts/ensure-postgres.sh"
 
 as_owner() {
@@ -45,8 +53,24 @@ pick_port() {
   die "no free TCP port found on 127.0.0.1"
 }
 
+supabase_mode() { [[ "$(cat "$dir/mode" 2>/dev/null)" == supabase ]]; }
+
 url() {
   printf 'postgres://postgres:%s@127.0.0.1:%s/%s\n' "$(cat "$dir/password")" "$(cat "$dir/port")" "$(cat "$dir/dbname")"
+}
+
+admin_user() { if supabase_mode; then echo supabase_admin; else echo postgres; fi; }
+admin_password() { if supabase_mode; then cat "$dir/admin_password"; else cat "$dir/password"; fi; }
+
+admin_url() {
+  printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$(admin_user)" "$(admin_password)" "$(cat "$dir/port")" "$(cat "$dir/dbname")"
+}
+
+# psql as the bootstrap superuser on database $1, script on stdin, extra psql options after it
+admin_psql() {
+  local db=$1; shift
+  PGPASSWORD=$(admin_password) psql -X -q -A -t -h 127.0.0.1 -p "$(cat "$dir/port")" -U "$(admin_user)" -d "$db" \
+    -v ON_ERROR_STOP=1 "$@"
 }
 
 is_running() { [[ -f "$dir/pgdata/postmaster.pid" ]] && as_owner "$PG_BIN/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; }
@@ -55,11 +79,12 @@ case "$cmd" in
   init)
     dbname=${3:-}
     [[ -n "$dbname" ]] || die "init needs a database name"
-    fast=0; cron=1
+    fast=0; cron=1; supabase=0
     for opt in "${@:4}"; do
       case "$opt" in
         --fast) fast=1 ;;
         --no-cron) cron=0 ;;
+        --supabase) supabase=1 ;;
         *) die "unknown option $opt" ;;
       esac
     done
@@ -71,7 +96,13 @@ case "$cmd" in
     as_owner bash -c "umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > '$dir/password'"
     echo "$dbname" | as_owner tee "$dir/dbname" >/dev/null
     pick_port | as_owner tee "$dir/port" >/dev/null
-    as_owner "$PG_BIN/initdb" -D "$dir/pgdata" -U postgres --pwfile="$dir/password" \
+    bootstrap_user=postgres; bootstrap_pwfile="$dir/password"
+    if [[ $supabase -eq 1 ]]; then
+      as_owner bash -c "umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > '$dir/admin_password'"
+      echo supabase | as_owner tee "$dir/mode" >/dev/null
+      bootstrap_user=supabase_admin; bootstrap_pwfile="$dir/admin_password"
+    fi
+    as_owner "$PG_BIN/initdb" -D "$dir/pgdata" -U "$bootstrap_user" --pwfile="$bootstrap_pwfile" \
       --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; die "initdb failed in $dir/pgdata"; }
     {
@@ -107,16 +138,24 @@ case "$cmd" in
       fi
     fi
     dbname=$(cat "$dir/dbname")
-    export PGPASSWORD
-    PGPASSWORD=$(cat "$dir/password")
+    if supabase_mode && [[ ! -f "$dir/roles_created" ]]; then
+      admin_psql postgres -v pw="$(cat "$dir/password")" -f "$SCRIPT_DIR/supabase/roles.sql" >/dev/null \
+        || die "could not create the Supabase roles in $dir"
+      as_owner touch "$dir/roles_created"
+    fi
     # psql expands :'name' / :"name" only in scripts read from stdin, which also quotes them safely
-    psql -X -q -A -t -h 127.0.0.1 -p "$(cat "$dir/port")" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-      -v name="$dbname" >/dev/null <<'SQL'
+    created=$(admin_psql postgres -v name="$dbname" <<'SQL'
 SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'name') AS missing \gset
 \if :missing
 CREATE DATABASE :"name";
+SELECT 'created';
 \endif
 SQL
+) || die "could not create database $dbname"
+    if supabase_mode && [[ "$created" == created ]]; then
+      admin_psql "$dbname" -f "$SCRIPT_DIR/supabase/database.sql" >/dev/null \
+        || die "could not shape database $dbname as a Supabase project"
+    fi
     url
     ;;
   stop)
@@ -132,6 +171,9 @@ SQL
     ;;
   url)
     url
+    ;;
+  admin-url)
+    admin_url
     ;;
   status)
     is_running || exit 3

@@ -54,10 +54,12 @@ async function migrateAction(url: string, action: string, count: number | undefi
     case 'up': {
       const r = await migrateUp(url, { log: print });
       print(
-        r.migrations.length + r.sqlFiles.length === 0
+        r.migrations.length + r.sqlFiles.length + r.deferredSteps.length === 0
           ? 'Nothing to apply: the database is up to date.'
-          : `Applied ${r.migrations.length} migration(s) and ${r.sqlFiles.length} SQL file(s).`,
+          : `Applied ${r.migrations.length} migration(s), ${r.sqlFiles.length} SQL file(s) and ` +
+              `${r.deferredSteps.length} deferred step(s).`,
       );
+      for (const w of r.warnings) console.error(`neotoma-ops: warning: ${w}`);
       return;
     }
     case 'down': {
@@ -70,6 +72,9 @@ async function migrateAction(url: string, action: string, count: number | undefi
       for (const m of s.applied) print(`applied  ${m}`);
       for (const m of s.pending) print(`pending  ${m}`);
       for (const f of s.sqlFiles) print(`${f.state.padEnd(8)} ${f.file}`);
+      for (const d of s.pendingSteps) {
+        print(`pending  deferred step of ${d.migration}: ${d.description}${d.lastError ? ` (last error: ${d.lastError})` : ''}`);
+      }
       return;
     }
     default:

@@ -13,6 +13,18 @@ const MIGRATE_LOCK_KEY = 4_747_120_003; // fits bigint; arbitrary but fixed
 const MIGRATIONS_SCHEMA = 'neotoma_ops';
 const MIGRATIONS_TABLE = 'pgmigrations';
 const SQL_FILES_TABLE = 'neotoma_ops.applied_sql_files';
+const DEFERRED_STEPS_TABLE = 'neotoma_ops.deferred_steps';
+
+/**
+ * Migrations and SQL files take their table locks with this lock_timeout: on a live database a writer queued
+ * behind a lock request waits at most this long, and a migration that cannot get its lock (a long transaction
+ * holds the table) is rolled back and tried again instead of stalling every writer behind it.
+ */
+const DEFAULT_LOCK_TIMEOUT_MS = 500;
+/** Deferred steps take only locks that writers do not queue behind (index builds, validation): wait longer. */
+const DEFERRED_LOCK_TIMEOUT_MS = 60_000;
+const LOCK_ATTEMPTS = 40;
+const RETRYABLE = new Set(['55P03', '40P01']); // lock_not_available, deadlock_detected
 
 export interface MigrateOptions {
   /** Down: how many migrations to revert (default 1). Up: all pending. */
@@ -22,6 +34,8 @@ export interface MigrateOptions {
   migrationsDir?: string;
   /** Folders of idempotent SQL files applied after the migrations; defaults to sql/functions then sql/triggers. */
   repeatableDirs?: string[];
+  /** lock_timeout of migrations and SQL files, in ms (default 500): the longest a writer waits behind them. */
+  lockTimeoutMs?: number;
 }
 
 function folders(options: MigrateOptions): { migrations: string; repeatable: string[] } {
@@ -34,6 +48,10 @@ function folders(options: MigrateOptions): { migrations: string; repeatable: str
 export interface MigrateResult {
   migrations: string[];
   sqlFiles: string[];
+  /** Deferred steps completed by this run (index builds, validations, backfills), by description. */
+  deferredSteps: string[];
+  /** Paragraphs the operator must act on; the upgrade itself is complete (e.g. rows that break a new check). */
+  warnings: string[];
 }
 
 export interface SqlFileState {
@@ -41,10 +59,18 @@ export interface SqlFileState {
   state: 'applied' | 'changed' | 'pending';
 }
 
+export interface DeferredStepState {
+  migration: string;
+  description: string;
+  lastError: string | null;
+}
+
 export interface MigrationStatus {
   applied: string[];
   pending: string[];
   sqlFiles: SqlFileState[];
+  /** Deferred steps not completed yet: `migrate up` runs them. */
+  pendingSteps: DeferredStepState[];
 }
 
 /** A migration or SQL file that failed, located by file and line. */
@@ -93,6 +119,13 @@ async function checksum(file: string): Promise<string> {
   return createHash('sha256').update(await readFile(file)).digest('hex');
 }
 
+/**
+ * The runner's own tables. deferred_steps holds work a migration declares but that must not run inside its
+ * transaction: CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT, batched backfills. Each step is one statement
+ * run on its own (no transaction block) after every migration and SQL file; a `repeat` step takes its previous
+ * result as $1 and runs again until it returns NULL. `index_name` names the index a step builds, so that an
+ * invalid index left by an interrupted build is dropped before the next try.
+ */
 async function ensureBookkeeping(client: pg.Client): Promise<void> {
   await client.query(`
     CREATE SCHEMA IF NOT EXISTS neotoma_ops;
@@ -101,7 +134,66 @@ async function ensureBookkeeping(client: pg.Client): Promise<void> {
       checksum   text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     );
-    ALTER TABLE ${SQL_FILES_TABLE} ENABLE ROW LEVEL SECURITY;`);
+    ALTER TABLE ${SQL_FILES_TABLE} ENABLE ROW LEVEL SECURITY;
+    CREATE TABLE IF NOT EXISTS ${DEFERRED_STEPS_TABLE} (
+      migration    text        NOT NULL,
+      position     integer     NOT NULL,
+      description  text        NOT NULL,
+      statement    text        NOT NULL,
+      repeat       boolean     NOT NULL DEFAULT false,
+      index_name   text,
+      cursor       text,
+      attempts     integer     NOT NULL DEFAULT 0,
+      last_error   text,
+      created_at   timestamptz NOT NULL DEFAULT now(),
+      completed_at timestamptz,
+      PRIMARY KEY (migration, position)
+    );
+    ALTER TABLE ${DEFERRED_STEPS_TABLE} ENABLE ROW LEVEL SECURITY;`);
+}
+
+function errorCode(err: unknown): string | undefined {
+  return (err as { code?: string } | null)?.code;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Sessions with the oldest open transactions: what keeps a lock from being granted. */
+async function describeBlockers(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ pid: number; app: string; state: string; age: string; query: string }>(
+    `SELECT pid, coalesce(nullif(application_name, ''), '?') AS app, coalesce(state, '?') AS state,
+            date_trunc('second', now() - xact_start)::text AS age, left(query, 80) AS query
+       FROM pg_catalog.pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid() AND datname = current_database()
+      ORDER BY xact_start LIMIT 5`,
+  );
+  if (rows.length === 0) return 'no other open transaction was seen';
+  return rows.map((r) => `pid ${r.pid} (${r.app}, ${r.state}, open ${r.age}: ${r.query})`).join('; ');
+}
+
+/**
+ * Runs `attempt` again while it fails for want of a lock (lock_timeout) or in a deadlock: each failure rolled
+ * back its own transaction, so trying again is safe. Gives up with a paragraph naming what holds the locks.
+ */
+async function withLockRetry<T>(client: pg.Client, what: string, attempt: () => Promise<T>, log: (line: string) => void): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const code = errorCode(err) ?? errorCode((err as { cause?: unknown }).cause);
+      if (!code || !RETRYABLE.has(code)) throw err;
+      if (n >= LOCK_ATTEMPTS) {
+        throw new OperationalError(
+          `${what}: could not take its table locks in ${LOCK_ATTEMPTS} tries (lock_timeout each time, so writers never ` +
+            `waited long behind it). Long transactions hold them: ${await describeBlockers(client)}. ` +
+            'Let them finish (or end them), then run `neotoma-ops migrate up` again; it resumes where it stopped.',
+          { cause: err },
+        );
+      }
+      log(`${what}: lock not available (${code}), trying again (${n}/${LOCK_ATTEMPTS})`);
+      await sleep(Math.min(250 * n, 2000));
+    }
+  }
 }
 
 async function appliedChecksums(client: pg.Client): Promise<Map<string, string>> {
@@ -113,7 +205,6 @@ async function appliedChecksums(client: pg.Client): Promise<Map<string, string>>
 
 /** Applies each function/trigger file whose content changed since it was last applied, one transaction per file. */
 async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (line: string) => void): Promise<string[]> {
-  await ensureBookkeeping(client);
   const known = await appliedChecksums(client);
   const applied: string[] = [];
   for (const file of await listRepeatableFiles(dirs)) {
@@ -121,26 +212,115 @@ async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (lin
     const sum = await checksum(file);
     if (known.get(name) === sum) continue;
     const text = await readFile(file, 'utf8');
-    await client.query('BEGIN');
-    try {
-      // as pg_dump does: files may then reference functions of files that sort after them
-      await client.query('SET LOCAL check_function_bodies = off');
-      await client.query(text);
-      await client.query(
-        `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
-         ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
-        [name, sum],
-      );
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      const e = err as { message?: string; position?: string };
-      throw new MigrationFileError(name, e.position ? lineAt(text, Number(e.position) - 1) : undefined, e.message ?? String(err), err);
-    }
+    await withLockRetry(client, name, async () => {
+      await client.query('BEGIN');
+      try {
+        // as pg_dump does: files may then reference functions of files that sort after them
+        await client.query('SET LOCAL check_function_bodies = off');
+        await client.query(text);
+        await client.query(
+          `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
+           ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
+          [name, sum],
+        );
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if (RETRYABLE.has(errorCode(err) ?? '')) throw err;
+        const e = err as { message?: string; position?: string };
+        throw new MigrationFileError(name, e.position ? lineAt(text, Number(e.position) - 1) : undefined, e.message ?? String(err), err);
+      }
+    }, log);
     log(`applied ${name}`);
     applied.push(name);
   }
   return applied;
+}
+
+interface DeferredStepRow {
+  migration: string;
+  position: number;
+  description: string;
+  statement: string;
+  repeat: boolean;
+  index_name: string | null;
+  cursor: string | null;
+}
+
+/** Marks a deferred step done, or records its error; always outside any transaction of the step itself. */
+async function recordStep(client: pg.Client, step: DeferredStepRow, fields: { done?: boolean; cursor?: string | null; error?: string | null }): Promise<void> {
+  await client.query(
+    `UPDATE ${DEFERRED_STEPS_TABLE}
+        SET completed_at = CASE WHEN $3 THEN now() END, cursor = $4, last_error = $5, attempts = attempts + 1
+      WHERE migration = $1 AND position = $2`,
+    [step.migration, step.position, fields.done ?? false, fields.cursor ?? step.cursor, fields.error ?? null],
+  );
+}
+
+/** One step: an index build first drops an invalid leftover; a repeat step runs until it returns NULL. */
+async function runDeferredStep(client: pg.Client, step: DeferredStepRow, log: (line: string) => void): Promise<void> {
+  if (step.index_name) {
+    const { rows } = await client.query<{ valid: boolean | null; name: string | null }>(
+      `SELECT i.indisvalid AS valid, to_regclass($1)::text AS name
+         FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = to_regclass($1)`,
+      [step.index_name],
+    );
+    const found = rows[0];
+    if (found?.valid === false && found.name) {
+      log(`${step.description}: dropping the invalid index an interrupted build left`);
+      await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${found.name}`);
+    }
+  }
+  if (!step.repeat) {
+    await client.query(step.statement);
+    return;
+  }
+  let cursor = step.cursor;
+  for (;;) {
+    const { rows } = await client.query<Record<string, string | null>>(step.statement, [cursor]);
+    const next = rows[0] ? Object.values(rows[0])[0] ?? null : null;
+    if (next === null) return;
+    cursor = next;
+    await recordStep(client, step, { cursor });
+  }
+}
+
+/**
+ * Runs the deferred steps not done yet, in migration order. A step that finds existing rows breaking a new
+ * check (23514) becomes a warning: the upgrade is complete and the check already guards new rows. Any other
+ * failure stops `migrate up` with the step named; the next run resumes it.
+ */
+async function runDeferredSteps(client: pg.Client, log: (line: string) => void): Promise<{ done: string[]; warnings: string[] }> {
+  const { rows: steps } = await client.query<DeferredStepRow>(
+    `SELECT migration, position, description, statement, repeat, index_name, cursor
+       FROM ${DEFERRED_STEPS_TABLE} WHERE completed_at IS NULL ORDER BY migration, position`,
+  );
+  const done: string[] = [];
+  const warnings: string[] = [];
+  if (steps.length === 0) return { done, warnings };
+  await client.query(`SET lock_timeout = ${DEFERRED_LOCK_TIMEOUT_MS}`);
+  for (const step of steps) {
+    log(`running deferred step: ${step.description}`);
+    try {
+      await withLockRetry(client, step.description, () => runDeferredStep(client, step, log), log);
+    } catch (err) {
+      const message = (err as { message?: string }).message ?? String(err);
+      await recordStep(client, step, { error: message });
+      if (errorCode(err) === '23514') {
+        warnings.push(message);
+        continue;
+      }
+      if (err instanceof OperationalError) throw err;
+      throw new OperationalError(
+        `Deferred step "${step.description}" (migration ${step.migration}) failed: ${message}. Every migration is ` +
+          'applied; fix the cause and run `neotoma-ops migrate up` again to finish this step.',
+        { cause: err },
+      );
+    }
+    await recordStep(client, step, { done: true });
+    done.push(step.description);
+  }
+  return { done, warnings };
 }
 
 /**
@@ -199,6 +379,21 @@ async function runMigrations(
   count: number | undefined,
   log: (line: string) => void,
 ): Promise<string[]> {
+  const done: string[] = [];
+  await withLockRetry(client, `migrate ${direction}`, async () => {
+    const batch = await runMigrationsOnce(client, direction, dir, count === undefined ? undefined : count - done.length, log);
+    done.push(...batch);
+  }, log);
+  return done;
+}
+
+async function runMigrationsOnce(
+  client: pg.Client,
+  direction: 'up' | 'down',
+  dir: string,
+  count: number | undefined,
+  log: (line: string) => void,
+): Promise<string[]> {
   const traced = tracingClient(client);
   let current: string | undefined;
   const sink = (msg: string): void => {
@@ -224,16 +419,28 @@ async function runMigrations(
     return done.map((m) => m.name);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
+    if (RETRYABLE.has(errorCode(err) ?? '')) throw err;
     return locateMigrationError(err, traced.lastQuery(), dir, current);
   }
 }
 
-async function withMigrateLock<T>(databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withMigrateLock<T>(databaseUrl: string, options: MigrateOptions, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate' });
   try {
     await preflight(client);
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATE_LOCK_KEY]);
+    // Polled, not waited for inside a statement: a session blocked in pg_advisory_lock() would hold a snapshot
+    // that the other run's CREATE INDEX CONCURRENTLY must wait for (a deadlock).
+    for (let waited = false; ; waited = true) {
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [MIGRATE_LOCK_KEY]);
+      if (rows[0]?.ok) break;
+      if (!waited) (options.log ?? (() => undefined))('waiting for another `neotoma-ops migrate` to finish');
+      await sleep(200);
+    }
     try {
+      // a role default (Supabase sets some) must not cut a long backfill or index build short
+      await client.query(`SET statement_timeout = 0`);
+      await client.query(`SET lock_timeout = ${Math.max(1, Math.trunc(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS))}`);
+      await ensureBookkeeping(client);
       return await fn(client);
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATE_LOCK_KEY]).catch(() => undefined);
@@ -243,14 +450,18 @@ async function withMigrateLock<T>(databaseUrl: string, fn: (client: pg.Client) =
   }
 }
 
-/** Applies pending migrations, then every changed function and trigger file. Running it twice changes nothing. */
+/**
+ * Applies pending migrations, then every changed function and trigger file, then the deferred steps the
+ * migrations declared. Running it twice changes nothing.
+ */
 export async function migrateUp(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const log = options.log ?? (() => undefined);
   const dirs = folders(options);
-  return withMigrateLock(databaseUrl, async (client) => {
+  return withMigrateLock(databaseUrl, options, async (client) => {
     const migrations = await runMigrations(client, 'up', dirs.migrations, options.count, log);
     const sqlFiles = await applyRepeatableFiles(client, dirs.repeatable, log);
-    return { migrations, sqlFiles };
+    const deferred = await runDeferredSteps(client, log);
+    return { migrations, sqlFiles, deferredSteps: deferred.done, warnings: deferred.warnings };
   });
 }
 
@@ -261,10 +472,10 @@ export async function migrateUp(databaseUrl: string, options: MigrateOptions = {
 export async function migrateDown(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const log = options.log ?? (() => undefined);
   const dirs = folders(options);
-  return withMigrateLock(databaseUrl, async (client) => {
+  return withMigrateLock(databaseUrl, options, async (client) => {
     const migrations = await runMigrations(client, 'down', dirs.migrations, options.count, log);
     if ((await appliedChecksums(client)).size > 0) await client.query(`DELETE FROM ${SQL_FILES_TABLE}`);
-    return { migrations, sqlFiles: [] };
+    return { migrations, sqlFiles: [], deferredSteps: [], warnings: [] };
   });
 }
 
@@ -286,7 +497,16 @@ export async function migrationStatus(databaseUrl: string, options: MigrateOptio
       const stored = known.get(name);
       sqlFiles.push({ file: name, state: stored === undefined ? 'pending' : stored === (await checksum(file)) ? 'applied' : 'changed' });
     }
-    return { applied, pending: all.filter((n) => !applied.includes(n)), sqlFiles };
+    const stepsTable = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [DEFERRED_STEPS_TABLE]);
+    const pendingSteps = stepsTable.rows[0]?.ok
+      ? (
+          await client.query<{ migration: string; description: string; last_error: string | null }>(
+            `SELECT migration, description, last_error FROM ${DEFERRED_STEPS_TABLE}
+              WHERE completed_at IS NULL ORDER BY migration, position`,
+          )
+        ).rows.map((r) => ({ migration: r.migration, description: r.description, lastError: r.last_error }))
+      : [];
+    return { applied, pending: all.filter((n) => !applied.includes(n)), sqlFiles, pendingSteps };
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -74,14 +74,16 @@ BEGIN
          AND t.timeout_at < pg_catalog.now()
       RETURNING t.user_id, t.created_at, stale.previous_status
     )
+    -- a run without created_at (Neotoma's column is nullable) was never counted in a period: nothing to refund
     SELECT count(*)::integer, (count(*) FILTER (WHERE f.previous_status = 'pending'))::integer,
-           array_agg(f.user_id), array_agg(f.created_at)
+           array_agg(f.user_id) FILTER (WHERE f.created_at IS NOT NULL),
+           array_agg(f.created_at) FILTER (WHERE f.created_at IS NOT NULL)
       INTO v_in_batch, v_pending, v_users, v_counted_at
       FROM failed AS f;
 
     v_from_pending := v_from_pending + v_pending;
     v_from_running := v_from_running + (v_in_batch - v_pending);
-    IF v_in_batch > 0 THEN
+    IF v_users IS NOT NULL THEN
       -- one set-based refund for the whole batch (same rules as public.refund_interpretation_quota())
       v_refunds := v_refunds + neotoma_ops.quota_refund_interpretations(v_users, v_counted_at);
     END IF;

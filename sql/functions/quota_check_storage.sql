@@ -22,6 +22,8 @@ BEGIN
       USING ERRCODE = '22023', HINT = 'Pass the byte length of the content to be stored.';
   END IF;
   BEGIN
+    -- a missing counter row is created first (born true: these bytes are not in sources)
+    PERFORM neotoma_ops.quota_usage_rows_create(ARRAY[p_user_id]);
     PERFORM neotoma_ops.quota_charge_storage(p_user_id, p_bytes, 1, p_bytes);
     -- accepted: undo the charge (and a counter row it may have created) by leaving the block with an error
     RAISE EXCEPTION USING ERRCODE = 'PTCHK', MESSAGE = 'storage quota check passed';

@@ -4,8 +4,10 @@
 -- Race-freedom: every increment is ONE conditional UPDATE of the user's counter row whose WHERE clause holds
 -- the limit check. Under READ COMMITTED a concurrent writer waits for the row lock and re-evaluates the
 -- WHERE clause on the newest row version, so check and increment are atomic and k remaining slots are
--- granted exactly k times. A missing counter row is created with INSERT ... ON CONFLICT DO NOTHING and the
--- UPDATE retried, so first writes never raise 23505. Decrements are clamped at zero and never checked.
+-- granted exactly k times. A missing counter row is created born true (neotoma_ops.quota_usage_rows_create:
+-- from the user's existing sources and runs, INSERT ... ON CONFLICT DO NOTHING) and the UPDATE retried, so
+-- first writes never raise 23505 and are checked against what the user already holds. Decrements are clamped
+-- at zero and never checked.
 
 -- neotoma_ops.quota_roll_periods(p_user_ids, p_now): closes every ended billing period of the given users
 -- (one usage_periods row per closed period: the stored one with its count, and, after an outage spanning
@@ -192,7 +194,11 @@ DECLARE
   v_end   timestamptz;
   v_row   record;
 BEGIN
-  -- a NULL amount would match no row and loop into a misleading 40001
+  -- a NULL user or amount would match no row and loop into a misleading 40001
+  IF p_user_id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '23502', MESSAGE = 'quota_charge_storage: p_user_id must not be NULL',
+      HINT = 'Pass the id of the user whose storage is charged.';
+  END IF;
   IF p_bytes IS NULL OR p_sources IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = format('quota_charge_storage: p_bytes and p_sources must not be NULL, got %s and %s',
@@ -224,7 +230,8 @@ BEGIN
       FROM public.storage_usage su JOIN public.plans p ON p.id = su.plan_id
      WHERE su.user_id = p_user_id;
     IF NOT FOUND THEN
-      INSERT INTO public.storage_usage (user_id) VALUES (p_user_id) ON CONFLICT (user_id) DO NOTHING;
+      -- born true: the user's existing sources, less this change (already visible, added by the next UPDATE)
+      PERFORM neotoma_ops.quota_usage_rows_create(ARRAY[p_user_id], p_bytes, p_sources, 0);
       CONTINUE;
     END IF;
     IF p_max_file_bytes IS NOT NULL AND v_row.max_file IS NOT NULL AND p_max_file_bytes > v_row.max_file THEN
@@ -243,7 +250,8 @@ END
 $fn$;
 
 -- neotoma_ops.quota_release_storage(p_user_id, p_bytes, p_sources): subtracts from the counters, clamped at
--- zero, never checked against a limit (deletes always work, even when the counter has drifted low).
+-- zero, never checked against a limit (deletes always work, even when the counter has drifted low). A user
+-- without a counter row gets one born true (the release is already visible in sources).
 CREATE OR REPLACE FUNCTION neotoma_ops.quota_release_storage(p_user_id uuid, p_bytes bigint, p_sources bigint)
 RETURNS void
 LANGUAGE plpgsql
@@ -256,6 +264,13 @@ BEGIN
      SET total_bytes = GREATEST(su.total_bytes - p_bytes, 0),
          total_sources = GREATEST(su.total_sources - p_sources, 0)
    WHERE su.user_id = p_user_id;
+  IF NOT FOUND THEN
+    PERFORM neotoma_ops.quota_usage_rows_create(ARRAY[p_user_id], -p_bytes, -p_sources, 0);
+    UPDATE public.storage_usage su
+       SET total_bytes = GREATEST(su.total_bytes - p_bytes, 0),
+           total_sources = GREATEST(su.total_sources - p_sources, 0)
+     WHERE su.user_id = p_user_id;
+  END IF;
 END
 $fn$;
 
@@ -273,7 +288,11 @@ AS $fn$
 DECLARE
   v_row record;
 BEGIN
-  -- a NULL count would match no row and loop into a misleading 40001
+  -- a NULL user or count would match no row and loop into a misleading 40001
+  IF p_user_id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '23502', MESSAGE = 'quota_charge_interpretations: p_user_id must not be NULL',
+      HINT = 'Pass the id of the user whose interpretations are counted.';
+  END IF;
   IF p_count IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'quota_charge_interpretations: p_count must not be NULL',
@@ -296,7 +315,8 @@ BEGIN
       FROM public.storage_usage su JOIN public.plans p ON p.id = su.plan_id
      WHERE su.user_id = p_user_id;
     IF NOT FOUND THEN
-      INSERT INTO public.storage_usage (user_id) VALUES (p_user_id) ON CONFLICT (user_id) DO NOTHING;
+      -- born true: the user's runs of the period, less the new ones (already visible, added by the next UPDATE)
+      PERFORM neotoma_ops.quota_usage_rows_create(ARRAY[p_user_id], 0, 0, p_count);
       CONTINUE;
     END IF;
     IF v_row.billing_period_end <= now() THEN

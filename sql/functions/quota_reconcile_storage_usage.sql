@@ -27,7 +27,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM public.sources s WHERE s.user_id = p_user_id) THEN
       RETURN false;
     END IF;
-    INSERT INTO public.storage_usage (user_id) VALUES (p_user_id) ON CONFLICT (user_id) DO NOTHING;
+    PERFORM neotoma_ops.quota_usage_rows_create(ARRAY[p_user_id]);
     SELECT su.total_bytes, su.total_sources INTO v_old_bytes, v_old_sources
       FROM public.storage_usage su WHERE su.user_id = p_user_id FOR UPDATE;
   END IF;

@@ -26,8 +26,8 @@ BEGIN
       HINT = format('Known plans: %s.', (SELECT string_agg(p.id, ', ' ORDER BY p.id) FROM public.plans p));
   END IF;
 
-  INSERT INTO public.storage_usage AS su (user_id, plan_id) VALUES (p_user_id, p_plan_id)
-  ON CONFLICT (user_id) DO UPDATE SET plan_id = EXCLUDED.plan_id
+  PERFORM neotoma_ops.quota_usage_rows_create(ARRAY[p_user_id]);  -- a missing row is born true
+  UPDATE public.storage_usage su SET plan_id = p_plan_id WHERE su.user_id = p_user_id
   RETURNING su.* INTO v_row;
   RETURN v_row;
 END

@@ -44,5 +44,5 @@ SELECT su.user_id,
 
 COMMENT ON VIEW public.storage_usage_report IS
   'Per-user usage, limits, human sizes, percent (may exceed 100), state ok|warning|full|over, resets_at. RLS: own row only.';
-REVOKE ALL ON TABLE public.storage_usage_report FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON TABLE public.storage_usage_report FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.storage_usage_report TO authenticated, service_role;

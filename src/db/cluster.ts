@@ -14,6 +14,8 @@ export interface ClusterOptions {
   fast?: boolean;
   /** Leave pg_cron out of shared_preload_libraries (to test that error). */
   withoutCron?: boolean;
+  /** Shape it as a Supabase project: `postgres` is not a superuser (scripts/pg-cluster.sh --supabase). */
+  supabase?: boolean;
 }
 
 async function script(name: string, args: string[]): Promise<string> {
@@ -42,7 +44,11 @@ export class LocalCluster {
 
   /** Creates the cluster the first time; later calls reuse it. */
   async init(options: ClusterOptions = {}): Promise<void> {
-    const flags = [...(options.fast ? ['--fast'] : []), ...(options.withoutCron ? ['--no-cron'] : [])];
+    const flags = [
+      ...(options.fast ? ['--fast'] : []),
+      ...(options.withoutCron ? ['--no-cron'] : []),
+      ...(options.supabase ? ['--supabase'] : []),
+    ];
     await script('pg-cluster.sh', ['init', this.dir, options.database ?? 'neotoma', ...flags]);
   }
 
@@ -69,5 +75,10 @@ export class LocalCluster {
 
   async url(): Promise<string> {
     return script('pg-cluster.sh', ['url', this.dir]);
+  }
+
+  /** URL of the bootstrap superuser (`postgres`, or `supabase_admin` in a Supabase-shaped cluster). */
+  async adminUrl(): Promise<string> {
+    return script('pg-cluster.sh', ['admin-url', this.dir]);
   }
 }

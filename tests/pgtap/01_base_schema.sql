@@ -21,7 +21,7 @@ SELECT col_not_null('public', 'sources', 'file_size', 'sources.file_size is NOT 
 SELECT col_default_is('public', 'sources', 'provenance', '{}'::jsonb, 'sources.provenance defaults to {}');
 SELECT col_is_pk('public', 'sources', 'id', 'sources.id is the primary key');
 SELECT col_is_unique('public', 'sources', ARRAY['user_id', 'content_hash'], 'sources is unique on (user_id, content_hash)');
-SELECT has_index('public', 'sources', 'sources_user_id_created_at_idx', 'sources has a per-user index');
+SELECT has_index('public', 'sources', 'idx_sources_user', 'sources has Neotoma''s per-user index');
 
 SELECT col_type_is('public', 'interpretation_runs', 'id', 'uuid', 'interpretation_runs.id is uuid');
 SELECT col_type_is('public', 'interpretation_runs', 'user_id', 'uuid', 'interpretation_runs.user_id is uuid');
@@ -35,7 +35,7 @@ SELECT col_type_is('public', 'interpretation_runs', 'observations_created', 'int
 SELECT col_type_is('public', 'interpretation_runs', 'unknown_fields_count', 'integer', 'unknown_fields_count is integer');
 SELECT col_type_is('public', 'interpretation_runs', 'created_at', 'timestamp with time zone', 'created_at is timestamptz');
 SELECT fk_ok('public', 'interpretation_runs', 'source_id', 'public', 'sources', 'id', 'interpretation_runs.source_id references sources');
-SELECT has_index('public', 'interpretation_runs', 'interpretation_runs_source_id_idx', 'runs are indexed by source');
+SELECT has_index('public', 'interpretation_runs', 'idx_interpretation_runs_source', 'runs are indexed by source (Neotoma''s index)');
 
 -- constraints reject bad rows, and their messages name the field
 SELECT throws_like(
@@ -61,8 +61,8 @@ SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'public.interpretatio
 SELECT policies_are('public', 'sources',
   ARRAY['Service role full access - sources', 'Users read own sources'], 'sources has exactly the two policies');
 SELECT policies_are('public', 'interpretation_runs',
-  ARRAY['Service role full access - interpretation_runs', 'Users read own interpretation_runs'],
-  'interpretation_runs has exactly the two policies');
+  ARRAY['Service role full access - interpretation_runs', 'Users read own interpretation runs'],
+  'interpretation_runs has exactly Neotoma''s two policies (no second read policy of the same meaning)');
 SELECT policy_cmd_is('public', 'sources', 'Users read own sources', 'SELECT', 'users only read sources');
 SELECT policy_roles_are('public', 'sources', 'Users read own sources', ARRAY['authenticated'], 'the read policy is for authenticated');
 SELECT policy_roles_are('public', 'sources', 'Service role full access - sources', ARRAY['service_role'], 'the full-access policy is for service_role');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDown, migrateUp, migrationStatus, MigrationFileError } from '../../src/migrate.js';
 import { OperationalError } from '../../src/errors.js';
-import { migrationsDir } from '../../src/paths.js';
+import { migrationsDir, projectRoot, sqlFunctionsDir, sqlTriggersDir } from '../../src/paths.js';
 import { client, runCli, throwawayCluster, type Throwaway } from './helpers/db.js';
 
 const allMigrations = (await readdir(migrationsDir)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
@@ -38,7 +38,7 @@ describe('migrate on a fresh database', () => {
     expect(first.sqlFiles).toEqual(status.sqlFiles.map((f) => f.file));
 
     const second = await migrateUp(db.url);
-    expect(second).toEqual({ migrations: [], sqlFiles: [] });
+    expect(second).toEqual({ migrations: [], sqlFiles: [], deferredSteps: [], warnings: [] });
     expect(await scalar<boolean>(db.url, `SELECT to_regclass('public.sources') IS NOT NULL`)).toBe(true);
   });
 
@@ -104,20 +104,24 @@ describe('repeatable SQL files and failures', () => {
     await mkdir(fns);
     await writeFile(path.join(fns, 'a_one.sql'), 'CREATE OR REPLACE FUNCTION public.t_one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n');
     await writeFile(path.join(fns, 'b_two.sql'), 'CREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n');
-    const opts = { migrationsDir: path.join(tmp, 'migrations'), repeatableDirs: [fns] };
+    // the project's own files too: the migrations' deferred steps call their functions
+    const opts = { migrationsDir: path.join(tmp, 'migrations'), repeatableDirs: [sqlFunctionsDir, sqlTriggersDir, fns] };
+    const mine = (files: string[]): string[] => files.filter((f) => f.startsWith(path.relative(projectRoot, fns))).map((f) => path.basename(f));
+    const ours = (files: { file: string; state: string }[]) => files.filter((f) => mine([f.file]).length > 0);
 
     const first = await migrateUp(db.url, opts);
-    expect(first.sqlFiles.map((f) => path.basename(f))).toEqual(['a_one.sql', 'b_two.sql']);
+    expect(mine(first.sqlFiles)).toEqual(['a_one.sql', 'b_two.sql']);
 
     await writeFile(path.join(fns, 'b_two.sql'), 'CREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 22 $$;\n');
     const status = await migrationStatus(db.url, opts);
-    expect(status.sqlFiles.map((f) => [path.basename(f.file), f.state])).toEqual([
+    expect(ours(status.sqlFiles).map((f) => [path.basename(f.file), f.state])).toEqual([
       ['a_one.sql', 'applied'],
       ['b_two.sql', 'changed'],
     ]);
     const second = await migrateUp(db.url, opts);
     expect(second.migrations).toEqual([]);
     expect(second.sqlFiles.map((f) => path.basename(f))).toEqual(['b_two.sql']);
+    expect(second.deferredSteps).toEqual([]);
     expect(await scalar<number>(db.url, 'SELECT public.t_two()')).toBe(22);
   });
 

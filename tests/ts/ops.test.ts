@@ -38,7 +38,8 @@ describe('monitoring after a scripted scenario', () => {
     const c = await pool.connect();
     try {
       // jobs paused: real pg_cron runs must not change the history this suite writes
-      await c.query('UPDATE cron.job SET active = false');
+      // (cron.alter_job: writes to cron.job are revoked from the migrating role on Supabase)
+      await c.query('SELECT cron.alter_job(jobid, active := false) FROM cron.job');
       ids = await runOpsScenario(c as unknown as pg.Client);
     } finally {
       c.release();
@@ -107,7 +108,7 @@ describe('monitoring after a scripted scenario', () => {
   it('/healthz is 200 when every job succeeded recently and 503 naming a job whose last run failed', async () => {
     const c = await pool.connect();
     try {
-      await c.query(`UPDATE cron.job SET active = true`);
+      await c.query(`SELECT cron.alter_job(jobid, active := true) FROM cron.job`);
       await c.query(
         `INSERT INTO cron.job_run_details (jobid, runid, command, status, start_time, end_time)
          SELECT jobid, 800000000 + jobid, command, 'succeeded', now(), now() FROM cron.job`,
@@ -143,7 +144,7 @@ describe('monitoring after a scripted scenario', () => {
       ]);
     } finally {
       await c.query(`DELETE FROM cron.job_run_details WHERE runid >= 800000000`);
-      await c.query('UPDATE cron.job SET active = false');
+      await c.query('SELECT cron.alter_job(jobid, active := false) FROM cron.job');
       c.release();
     }
   });

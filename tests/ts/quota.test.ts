@@ -97,10 +97,11 @@ describe('quota enforcement under concurrency', () => {
   it('reconcile while inserts are in flight ends exact and logs the drift it repaired', async () => {
     const user = randomUUID();
     await c.query(`SELECT public.set_user_plan($1, 'pro')`, [user]);
-    // drift: rows written with triggers bypassed
+    // drift: a row written with the accounting trigger disabled (by the table owner, for this transaction only)
     await c.query('BEGIN');
-    await c.query(`SET LOCAL session_replication_role = replica`);
+    await c.query(`ALTER TABLE public.sources DISABLE TRIGGER quota_sources_insert`);
     await c.query(INSERT_SOURCE, [user, hash(`${user}-drift`), 5000]);
+    await c.query(`ALTER TABLE public.sources ENABLE TRIGGER quota_sources_insert`);
     await c.query('COMMIT');
 
     const pool = new pg.Pool({ connectionString: testDatabaseUrl(), max: 9 });

@@ -16,6 +16,14 @@ export function testDatabaseUrl(): string {
   return url;
 }
 
+/** The test run's mode: `supabase` when the suite runs as the non-superuser `postgres` of a Supabase-shaped cluster. */
+export const testMode: 'plain' | 'supabase' = process.env.NEOTOMA_TEST_MODE === 'supabase' ? 'supabase' : 'plain';
+
+/** The bootstrap superuser of the test database (supabase_admin in Supabase mode): for set-up only, never for what is tested. */
+export function testAdminUrl(): string {
+  return process.env.NEOTOMA_TEST_ADMIN_URL ?? testDatabaseUrl();
+}
+
 export async function client(url = testDatabaseUrl()): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -25,20 +33,27 @@ export async function client(url = testDatabaseUrl()): Promise<pg.Client> {
 export interface Throwaway {
   cluster: LocalCluster;
   url: string;
+  /** The bootstrap superuser's URL (for set-up such as creating pgTAP), see LocalCluster.adminUrl. */
+  adminUrl: string;
   dir: string;
   destroy(): Promise<void>;
 }
 
-/** A fresh, empty cluster of its own (for migration and fault tests); destroy() deletes it. */
+/**
+ * A fresh, empty cluster of its own (for migration and fault tests), shaped like the test run's mode
+ * (Supabase-shaped in Supabase mode); destroy() deletes it.
+ */
 export async function throwawayCluster(options: ClusterOptions = {}): Promise<Throwaway> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-tc-'));
   await chmod(dir, 0o755);
   const cluster = new LocalCluster(path.join(dir, 'cluster'));
-  await cluster.init({ database: 'neotoma', fast: true, ...options });
+  await cluster.init({ database: 'neotoma', fast: true, supabase: testMode === 'supabase', ...options });
   const url = await cluster.start();
+  const adminUrl = await cluster.adminUrl();
   return {
     cluster,
     url,
+    adminUrl,
     dir,
     async destroy() {
       await cluster.destroy().catch(() => undefined);
