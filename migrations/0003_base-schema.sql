@@ -10,7 +10,7 @@
 --    rows are checked afterwards by a deferred step that does not block writers), row level security, a
 --    read-own policy only where no policy with the same meaning exists, and grants narrowed to what the design
 --    needs. Everything this migration changes on an existing object is recorded (neotoma_ops.bootstrap_objects,
---    neotoma_ops.revoked_privileges), so the down migration puts back exactly that.
+--    neotoma_ops.changed_privileges), so the down migration puts back exactly that.
 
 DO $base$
 BEGIN
@@ -70,16 +70,18 @@ BEGIN
 END
 $base$;
 
--- Privileges this migration revokes from an existing table, kept so that the down migration grants them back.
-CREATE TABLE IF NOT EXISTS neotoma_ops.revoked_privileges (
+-- Privileges this migration revokes from or grants on an existing table, kept so that the down migration puts
+-- back exactly what was there.
+CREATE TABLE IF NOT EXISTS neotoma_ops.changed_privileges (
   relation   text        NOT NULL,
   grantee    text        NOT NULL,
   privilege  text        NOT NULL,
-  revoked_at timestamptz NOT NULL DEFAULT now(),
+  change     text        NOT NULL CHECK (change IN ('revoked', 'granted')),
+  changed_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (relation, grantee, privilege)
 );
-ALTER TABLE neotoma_ops.revoked_privileges ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE neotoma_ops.revoked_privileges FROM PUBLIC;
+ALTER TABLE neotoma_ops.changed_privileges ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE neotoma_ops.changed_privileges FROM PUBLIC;
 
 DO $upgrade$
 DECLARE
@@ -129,14 +131,24 @@ BEGIN
        WHERE c.oid = v_rel AND a.grantee = 0
     LOOP
       EXECUTE format('REVOKE %s ON TABLE %s FROM %s', r.privilege, v_rel, r.grantee);
-      INSERT INTO neotoma_ops.revoked_privileges (relation, grantee, privilege) VALUES (t, r.grantee, r.privilege)
-      ON CONFLICT DO NOTHING;
+      INSERT INTO neotoma_ops.changed_privileges (relation, grantee, privilege, change)
+      VALUES (t, r.grantee, r.privilege, 'revoked') ON CONFLICT DO NOTHING;
+    END LOOP;
+    -- what the design needs: authenticated reads (own rows), the service role reads and writes rows
+    FOR r IN
+      SELECT w.grantee, w.privilege
+        FROM (VALUES ('authenticated', 'SELECT'), ('service_role', 'SELECT'), ('service_role', 'INSERT'),
+                     ('service_role', 'UPDATE'), ('service_role', 'DELETE')) AS w (grantee, privilege)
+       WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
+                          WHERE c.oid = v_rel AND a.grantee = w.grantee::regrole AND a.privilege_type = w.privilege)
+    LOOP
+      EXECUTE format('GRANT %s ON TABLE %s TO %I', r.privilege, v_rel, r.grantee);
+      INSERT INTO neotoma_ops.changed_privileges (relation, grantee, privilege, change)
+      VALUES (t, r.grantee, r.privilege, 'granted') ON CONFLICT DO NOTHING;
     END LOOP;
   END LOOP;
 END
 $upgrade$;
-GRANT SELECT ON public.sources, public.interpretation_runs TO authenticated;
-GRANT SELECT, INSERT, UPDATE, DELETE ON public.sources, public.interpretation_runs TO service_role;
 
 -- Integrity checks (docs/errors.md: 23514 naming the field). NOT VALID: new and updated rows are checked from
 -- this commit on, without a scan under the table lock; the deferred steps below check the existing rows.
@@ -172,13 +184,14 @@ DO $down$
 DECLARE
   r record;
 BEGIN
-  FOR r IN SELECT * FROM neotoma_ops.revoked_privileges
+  FOR r IN SELECT * FROM neotoma_ops.changed_privileges
             WHERE relation IN ('public.sources', 'public.interpretation_runs') AND to_regclass(relation) IS NOT NULL
   LOOP
-    EXECUTE format('GRANT %s ON TABLE %s TO %s', r.privilege, r.relation::regclass,
+    EXECUTE format(CASE r.change WHEN 'revoked' THEN 'GRANT %s ON TABLE %s TO %s' ELSE 'REVOKE %s ON TABLE %s FROM %s' END,
+                   r.privilege, r.relation::regclass,
                    CASE WHEN r.grantee = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(r.grantee) END);
   END LOOP;
-  DELETE FROM neotoma_ops.revoked_privileges WHERE relation IN ('public.sources', 'public.interpretation_runs');
+  DELETE FROM neotoma_ops.changed_privileges WHERE relation IN ('public.sources', 'public.interpretation_runs');
 
   FOR r IN SELECT object_name FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'policy' LOOP
     IF to_regclass(split_part(r.object_name, ':', 1)) IS NOT NULL THEN
@@ -205,4 +218,4 @@ BEGIN
    WHERE object_kind = 'table' AND object_name IN ('public.sources', 'public.interpretation_runs');
 END
 $down$;
-DROP TABLE IF EXISTS neotoma_ops.revoked_privileges;
+DROP TABLE IF EXISTS neotoma_ops.changed_privileges;

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { OperationalError } from './errors.js';
 import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
-import { planCommand, requeueCommand, statusCommand, usageCommand } from './commands/index.js';
+import { doctorCommand, planCommand, requeueCommand, statusCommand, usageCommand } from './commands/index.js';
 import { runDemo } from './demo.js';
 import { start, withDatabase } from './start.js';
 import { runWorker } from './worker/command.js';
@@ -18,6 +18,8 @@ Commands:
   requeue <job-id> | --all-failed [--since DATE]
                              put failed upload jobs back in the queue
   plan <user-id> <plan>      move a user to another plan (effective for the next write)
+  doctor [--json]            read-only check that the database is fit for v0.3.0 (before and after an
+                             upgrade): each problem with its fix; exits 1 when it finds one
   demo                       a guided tour: quota refusals, a retried upload, a hung interpretation, status
   worker                     upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)
     --once                   store what is due now, then exit
@@ -97,6 +99,9 @@ async function main(argv: string[]): Promise<void> {
       return withDatabase((url) => requeueCommand(url, rest, print));
     case 'plan':
       return withDatabase((url) => planCommand(url, rest, print));
+    case 'doctor':
+      if (!(await withDatabase((url) => doctorCommand(url, rest, print)))) process.exitCode = 1;
+      return;
     case 'demo':
       return withDatabase((url) => runDemo(url, print), print);
     case 'worker':
@@ -115,7 +120,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
     if (err instanceof OperationalError) {
       console.error(`neotoma-ops: ${err.message}`);

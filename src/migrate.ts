@@ -14,6 +14,7 @@ const MIGRATIONS_SCHEMA = 'neotoma_ops';
 const MIGRATIONS_TABLE = 'pgmigrations';
 const SQL_FILES_TABLE = 'neotoma_ops.applied_sql_files';
 const DEFERRED_STEPS_TABLE = 'neotoma_ops.deferred_steps';
+const SQL_FILE_OBJECTS_TABLE = 'neotoma_ops.sql_file_objects';
 
 /**
  * Migrations and SQL files take their table locks with this lock_timeout: on a live database a writer queued
@@ -63,6 +64,8 @@ export interface DeferredStepState {
   migration: string;
   description: string;
   lastError: string | null;
+  /** SQLSTATE of the last failure: 23514 = existing rows break a new check (a warning, not a failure). */
+  lastSqlstate: string | null;
 }
 
 export interface MigrationStatus {
@@ -81,7 +84,7 @@ export class MigrationFileError extends OperationalError {
     readonly pgMessage: string,
     cause: unknown,
   ) {
-    super(`${file}${line ? `:${line}` : ''}: ${pgMessage}. Nothing from this file was applied; fix it and run migrate again.`, {
+    super(`${file}${line ? `:${line}` : ''}: ${pgMessage}. Nothing from this file (or, for SQL files, its folder) was applied; fix it and run migrate again.`, {
       cause,
     });
   }
@@ -127,6 +130,7 @@ async function checksum(file: string): Promise<string> {
  * invalid index left by an interrupted build is dropped before the next try.
  */
 async function ensureBookkeeping(client: pg.Client): Promise<void> {
+  const objects = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [SQL_FILE_OBJECTS_TABLE]);
   await client.query(`
     CREATE SCHEMA IF NOT EXISTS neotoma_ops;
     CREATE TABLE IF NOT EXISTS ${SQL_FILES_TABLE} (
@@ -145,11 +149,74 @@ async function ensureBookkeeping(client: pg.Client): Promise<void> {
       cursor       text,
       attempts     integer     NOT NULL DEFAULT 0,
       last_error   text,
+      last_sqlstate text,
       created_at   timestamptz NOT NULL DEFAULT now(),
       completed_at timestamptz,
       PRIMARY KEY (migration, position)
     );
-    ALTER TABLE ${DEFERRED_STEPS_TABLE} ENABLE ROW LEVEL SECURITY;`);
+    ALTER TABLE ${DEFERRED_STEPS_TABLE} ENABLE ROW LEVEL SECURITY;
+    CREATE TABLE IF NOT EXISTS ${SQL_FILE_OBJECTS_TABLE} (
+      file        text NOT NULL,
+      object_type text NOT NULL CHECK (object_type IN ('function', 'view', 'trigger')),
+      identity    text NOT NULL,
+      PRIMARY KEY (object_type, identity)
+    );
+    ALTER TABLE ${SQL_FILE_OBJECTS_TABLE} ENABLE ROW LEVEL SECURITY;`);
+  // files applied before objects were recorded are applied again once, so that every object gets its file
+  if (!objects.rows[0]?.ok && (await appliedChecksums(client)).size > 0) await client.query(`DELETE FROM ${SQL_FILES_TABLE}`);
+}
+
+/**
+ * Records what the file just applied (in this transaction) defines: every function, view and trigger whose
+ * catalog row this transaction wrote (CREATE OR REPLACE, GRANT and REVOKE rewrite the row, so an unchanged
+ * object counts too). `doctor` and the privilege rules know the project's objects from this table.
+ */
+async function recordFileObjects(client: pg.Client, file: string): Promise<void> {
+  await client.query(
+    `WITH mine AS (SELECT pg_catalog.pg_current_xact_id()::xid AS x)
+     INSERT INTO ${SQL_FILE_OBJECTS_TABLE} AS o (file, object_type, identity)
+     SELECT $1, 'function',
+            format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes))
+       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace, mine
+      WHERE p.xmin = mine.x
+     UNION
+     SELECT $1, 'view', format('%I.%I', n.nspname, c.relname)
+       FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, mine
+      WHERE r.xmin = mine.x AND c.relkind = 'v'
+     UNION
+     SELECT $1, 'trigger', format('%I ON %I.%I', t.tgname, n.nspname, c.relname)
+       FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, mine
+      WHERE t.xmin = mine.x AND NOT t.tgisinternal
+     ON CONFLICT (object_type, identity) DO UPDATE SET file = EXCLUDED.file`,
+    [file],
+  );
+  // what the file defined before and no longer does (rows this transaction did not just write): dropped, so a
+  // renamed function or a changed signature leaves nothing behind
+  const { rows: gone } = await client.query<{ object_type: string; identity: string }>(
+    `DELETE FROM ${SQL_FILE_OBJECTS_TABLE} WHERE file = $1 AND xmin <> pg_catalog.pg_current_xact_id()::xid
+     RETURNING object_type, identity`,
+    [file],
+  );
+  for (const o of gone) {
+    // compared by the same identity text as recorded (no parsing of it)
+    const exists = await client.query<{ ok: boolean }>(
+      o.object_type === 'function'
+        ? `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                           WHERE format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)) = $1) AS ok`
+        : o.object_type === 'view'
+          ? `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                             WHERE c.relkind = 'v' AND format('%I.%I', n.nspname, c.relname) = $1) AS ok`
+          : `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                             WHERE format('%I ON %I.%I', t.tgname, n.nspname, c.relname) = $1) AS ok`,
+      [o.identity],
+    );
+    if (!exists.rows[0]?.ok) continue;
+    // identities were written by format('%I…') from the catalog: quoted already, never input
+    await client.query(`DROP ${o.object_type === 'function' ? 'FUNCTION' : o.object_type === 'view' ? 'VIEW' : 'TRIGGER'} ${o.identity}`);
+  }
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -196,43 +263,61 @@ async function withLockRetry<T>(client: pg.Client, what: string, attempt: () => 
   }
 }
 
-async function appliedChecksums(client: pg.Client): Promise<Map<string, string>> {
+async function appliedChecksums(client: pg.ClientBase): Promise<Map<string, string>> {
   const exists = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [SQL_FILES_TABLE]);
   if (!exists.rows[0]?.ok) return new Map();
   const { rows } = await client.query<{ file: string; checksum: string }>(`SELECT file, checksum FROM ${SQL_FILES_TABLE}`);
   return new Map(rows.map((r) => [r.file, r.checksum]));
 }
 
-/** Applies each function/trigger file whose content changed since it was last applied, one transaction per file. */
+/**
+ * Applies every function and trigger file whose content changed since it was last applied. Each folder is
+ * applied in ONE transaction: a writer sees either none of the triggers of sql/triggers or all of them (the
+ * usage counters of a user must never be born while the sources trigger is missing), and the functions they
+ * call are committed before them.
+ */
 async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (line: string) => void): Promise<string[]> {
   const known = await appliedChecksums(client);
   const applied: string[] = [];
-  for (const file of await listRepeatableFiles(dirs)) {
-    const name = relative(file);
-    const sum = await checksum(file);
-    if (known.get(name) === sum) continue;
-    const text = await readFile(file, 'utf8');
-    await withLockRetry(client, name, async () => {
+  for (const dir of dirs) {
+    const changed: Array<{ name: string; sum: string; text: string }> = [];
+    for (const file of await listSqlFiles(dir)) {
+      const name = relative(file);
+      const sum = await checksum(file);
+      if (known.get(name) !== sum) changed.push({ name, sum, text: await readFile(file, 'utf8') });
+    }
+    if (changed.length === 0) continue;
+    await withLockRetry(client, relative(dir), async () => {
       await client.query('BEGIN');
+      let current = changed[0]!;
       try {
         // as pg_dump does: files may then reference functions of files that sort after them
         await client.query('SET LOCAL check_function_bodies = off');
-        await client.query(text);
-        await client.query(
-          `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
-           ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
-          [name, sum],
-        );
+        for (const f of changed) {
+          current = f;
+          await client.query(f.text);
+          await recordFileObjects(client, f.name);
+          await client.query(
+            `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
+             ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
+            [f.name, f.sum],
+          );
+        }
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         if (RETRYABLE.has(errorCode(err) ?? '')) throw err;
         const e = err as { message?: string; position?: string };
-        throw new MigrationFileError(name, e.position ? lineAt(text, Number(e.position) - 1) : undefined, e.message ?? String(err), err);
+        throw new MigrationFileError(
+          current.name,
+          e.position ? lineAt(current.text, Number(e.position) - 1) : undefined,
+          e.message ?? String(err),
+          err,
+        );
       }
     }, log);
-    log(`applied ${name}`);
-    applied.push(name);
+    for (const f of changed) log(`applied ${f.name}`);
+    applied.push(...changed.map((f) => f.name));
   }
   return applied;
 }
@@ -248,12 +333,17 @@ interface DeferredStepRow {
 }
 
 /** Marks a deferred step done, or records its error; always outside any transaction of the step itself. */
-async function recordStep(client: pg.Client, step: DeferredStepRow, fields: { done?: boolean; cursor?: string | null; error?: string | null }): Promise<void> {
+async function recordStep(
+  client: pg.Client,
+  step: DeferredStepRow,
+  fields: { done?: boolean; cursor?: string | null; error?: string | null; sqlstate?: string | null },
+): Promise<void> {
   await client.query(
     `UPDATE ${DEFERRED_STEPS_TABLE}
-        SET completed_at = CASE WHEN $3 THEN now() END, cursor = $4, last_error = $5, attempts = attempts + 1
+        SET completed_at = CASE WHEN $3 THEN now() END, cursor = $4, last_error = $5, last_sqlstate = $6,
+            attempts = attempts + 1
       WHERE migration = $1 AND position = $2`,
-    [step.migration, step.position, fields.done ?? false, fields.cursor ?? step.cursor, fields.error ?? null],
+    [step.migration, step.position, fields.done ?? false, fields.cursor ?? step.cursor, fields.error ?? null, fields.sqlstate ?? null],
   );
 }
 
@@ -305,7 +395,7 @@ async function runDeferredSteps(client: pg.Client, log: (line: string) => void):
       await withLockRetry(client, step.description, () => runDeferredStep(client, step, log), log);
     } catch (err) {
       const message = (err as { message?: string }).message ?? String(err);
-      await recordStep(client, step, { error: message });
+      await recordStep(client, step, { error: message, sqlstate: errorCode(err) ?? null });
       if (errorCode(err) === '23514') {
         warnings.push(message);
         continue;
@@ -474,16 +564,28 @@ export async function migrateDown(databaseUrl: string, options: MigrateOptions =
   const dirs = folders(options);
   return withMigrateLock(databaseUrl, options, async (client) => {
     const migrations = await runMigrations(client, 'down', dirs.migrations, options.count, log);
-    if ((await appliedChecksums(client)).size > 0) await client.query(`DELETE FROM ${SQL_FILES_TABLE}`);
+    if ((await appliedChecksums(client)).size > 0) {
+      await client.query(`DELETE FROM ${SQL_FILES_TABLE}`);
+      await client.query(`DELETE FROM ${SQL_FILE_OBJECTS_TABLE}`);
+    }
     return { migrations, sqlFiles: [], deferredSteps: [], warnings: [] };
   });
 }
 
 /** Which migrations and SQL files are applied, changed or pending; changes nothing. */
 export async function migrationStatus(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrationStatus> {
-  const dirs = folders(options);
   const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate status' });
   try {
+    return await readMigrationStatus(client, options);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** migrationStatus on a connection the caller holds (read-only queries). */
+export async function readMigrationStatus(client: pg.ClientBase, options: MigrateOptions = {}): Promise<MigrationStatus> {
+  const dirs = folders(options);
+  {
     const all = (await readdir(dirs.migrations)).filter((n) => n.endsWith('.sql')).sort().map((n) => n.replace(/\.sql$/, ''));
     const table = `${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`;
     const exists = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [table]);
@@ -500,14 +602,12 @@ export async function migrationStatus(databaseUrl: string, options: MigrateOptio
     const stepsTable = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [DEFERRED_STEPS_TABLE]);
     const pendingSteps = stepsTable.rows[0]?.ok
       ? (
-          await client.query<{ migration: string; description: string; last_error: string | null }>(
-            `SELECT migration, description, last_error FROM ${DEFERRED_STEPS_TABLE}
+          await client.query<{ migration: string; description: string; last_error: string | null; last_sqlstate: string | null }>(
+            `SELECT migration, description, last_error, last_sqlstate FROM ${DEFERRED_STEPS_TABLE}
               WHERE completed_at IS NULL ORDER BY migration, position`,
           )
-        ).rows.map((r) => ({ migration: r.migration, description: r.description, lastError: r.last_error }))
+        ).rows.map((r) => ({ migration: r.migration, description: r.description, lastError: r.last_error, lastSqlstate: r.last_sqlstate }))
       : [];
     return { applied, pending: all.filter((n) => !applied.includes(n)), sqlFiles, pendingSteps };
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }

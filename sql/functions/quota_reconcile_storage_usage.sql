@@ -33,7 +33,7 @@ BEGIN
   END IF;
 
   -- new statement, new snapshot: sees every transaction that committed before we got the row lock
-  SELECT coalesce(sum(s.file_size), 0)::bigint, count(*)::bigint INTO v_bytes, v_sources
+  SELECT coalesce(sum(GREATEST(s.file_size, 0)), 0)::bigint, count(*)::bigint INTO v_bytes, v_sources
     FROM public.sources s WHERE s.user_id = p_user_id;
 
   UPDATE public.storage_usage su
@@ -83,7 +83,7 @@ BEGIN
     FOR v_user IN
       SELECT su.user_id
         FROM public.storage_usage su
-        CROSS JOIN LATERAL (SELECT coalesce(sum(s.file_size), 0)::bigint AS bytes, count(*)::bigint AS n
+        CROSS JOIN LATERAL (SELECT coalesce(sum(GREATEST(s.file_size, 0)), 0)::bigint AS bytes, count(*)::bigint AS n
                               FROM public.sources s WHERE s.user_id = su.user_id) agg
        WHERE su.user_id = ANY (v_batch)
          AND (agg.bytes <> su.total_bytes OR agg.n <> su.total_sources)

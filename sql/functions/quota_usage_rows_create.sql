@@ -1,7 +1,8 @@
 -- neotoma_ops.quota_usage_rows_create(p_user_ids, p_pending_bytes, p_pending_sources, p_pending_runs) → integer
 -- Guarantees: every listed user without a counter row gets one that is born true, so the first write of a user
 -- who already holds files (an upgraded v0.2.0 database) is checked against everything they hold:
---  * total_bytes / total_sources = SUM(file_size) / COUNT(*) of the user's sources;
+--  * total_bytes / total_sources = SUM(file_size) / COUNT(*) of the user's sources (a negative size, possible
+--    only in rows older than the size check, counts as 0 bytes here as in every accounting path);
 --  * billing_anchor_day = the UTC day of month of the user's first activity (earliest source or run; today
 --    for a new user), the period is the one containing now() (public.billing_period_bounds);
 --  * interpretation_count_month = the user's runs created in that period, except runs the timeout sweep
@@ -33,7 +34,7 @@ BEGIN
   WITH usr AS (
     SELECT DISTINCT u.user_id FROM unnest(p_user_ids) AS u (user_id) WHERE u.user_id IS NOT NULL
   ), src AS (
-    SELECT s.user_id, sum(s.file_size)::bigint AS bytes, count(*)::bigint AS n, min(s.created_at) AS first_at
+    SELECT s.user_id, sum(GREATEST(s.file_size, 0))::bigint AS bytes, count(*)::bigint AS n, min(s.created_at) AS first_at
       FROM public.sources s
      WHERE s.user_id = ANY (p_user_ids)
      GROUP BY s.user_id

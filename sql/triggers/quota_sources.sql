@@ -90,9 +90,10 @@ BEGIN
        WHERE NOT EXISTS (SELECT 1 FROM new_rows n
                           WHERE n.id = o.id AND n.user_id = o.user_id AND n.file_size = o.file_size)
     ), d AS (
-      SELECT c.user_id, c.file_size AS bytes, 1 AS cnt, c.file_size AS new_file FROM changed_new c
+      -- a negative size (a row older than the size check) counts as 0 bytes, as everywhere in the accounting
+      SELECT c.user_id, GREATEST(c.file_size, 0) AS bytes, 1 AS cnt, c.file_size AS new_file FROM changed_new c
       UNION ALL
-      SELECT c.user_id, -c.file_size, -1, NULL::bigint FROM changed_old c
+      SELECT c.user_id, -GREATEST(c.file_size, 0), -1, NULL::bigint FROM changed_old c
     )
     SELECT d.user_id, sum(d.bytes)::bigint AS bytes, sum(d.cnt)::bigint AS cnt, max(d.new_file) AS max_file
       FROM d GROUP BY d.user_id ORDER BY d.user_id
@@ -118,7 +119,7 @@ DECLARE
   r record;
 BEGIN
   FOR r IN
-    SELECT o.user_id, sum(o.file_size)::bigint AS bytes, count(*)::bigint AS cnt
+    SELECT o.user_id, sum(GREATEST(o.file_size, 0))::bigint AS bytes, count(*)::bigint AS cnt
       FROM old_rows o GROUP BY o.user_id ORDER BY o.user_id
   LOOP
     PERFORM neotoma_ops.quota_release_storage(r.user_id, r.bytes, r.cnt);

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { connect } from '../db/connect.js';
 import { OperationalError } from '../errors.js';
 import { explainDbError, requireUuid } from './db-errors.js';
+import { collectDoctor, renderDoctor } from './doctor.js';
 import { requeueAllFailed, requeueJob } from './requeue.js';
 import { collectStatus, renderStatus } from './status.js';
 import { collectUsage, renderUsage } from './usage.js';
@@ -66,4 +67,17 @@ export async function planCommand(url: string, args: string[], print: Print): Pr
   await withClient(url, (c) => c.query('SELECT public.set_user_plan($1, $2)', [userId, planId]));
   const u = await withClient(url, (c) => collectUsage(c, userId));
   print(`User ${userId} is now on plan ${planId}.\n${renderUsage(u)}`);
+}
+
+/** Read-only fitness report of the database; returns false when a check found a problem (exit 1). */
+export async function doctorCommand(url: string, args: string[], print: Print): Promise<boolean> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+  const c = await connect(url, { applicationName: 'neotoma-ops doctor' });
+  try {
+    const r = await collectDoctor(c);
+    print(values.json ? JSON.stringify(r, null, 2) : renderDoctor(r));
+    return r.ok;
+  } finally {
+    await c.end();
+  }
 }

@@ -196,3 +196,53 @@ describe('drop-in upgrade of a populated Neotoma v0.2.0 database', () => {
     }
   });
 });
+
+describe('migrate down on an upgraded v0.2.0 database', () => {
+  let db: Throwaway;
+  let c: pg.Client;
+  const SHAPE = `
+    SELECT c.relname, jsonb_build_object(
+      'columns', (SELECT jsonb_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END ORDER BY a.attnum)
+                    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+      'constraints', (SELECT jsonb_agg(k.conname || ' ' || pg_get_constraintdef(k.oid) ORDER BY k.conname) FROM pg_constraint k WHERE k.conrelid = c.oid),
+      'indexes', (SELECT jsonb_agg(pg_get_indexdef(i.indexrelid) ORDER BY 1) FROM pg_index i WHERE i.indrelid = c.oid),
+      'policies', (SELECT jsonb_agg(p.polname || ' ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '') ORDER BY p.polname) FROM pg_policy p WHERE p.polrelid = c.oid),
+      'triggers', (SELECT jsonb_agg(t.tgname ORDER BY t.tgname) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
+      'grants', (SELECT jsonb_agg(x.g ORDER BY x.g) FROM (SELECT a.grantee::regrole::text || ' ' || a.privilege_type AS g
+                                                           FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a) x),
+      'rls', c.relrowsecurity,
+      'rows', (SELECT count(*) FROM public.sources) + (SELECT count(*) FROM public.interpretation_runs)) AS shape
+      FROM pg_class c WHERE c.oid IN ('public.sources'::regclass, 'public.interpretation_runs'::regclass) ORDER BY 1`;
+
+  beforeAll(async () => {
+    db = await throwawayCluster();
+    await loadV020(db.url, { users: 20 });
+    c = await client(db.url);
+  }, 120_000);
+
+  afterAll(async () => {
+    await c?.end();
+    await db?.destroy();
+  });
+
+  it('puts Neotoma\'s tables back exactly as they were (columns, checks, indexes, policies, triggers, grants, rows), and up works again', async () => {
+    const before = (await c.query(SHAPE)).rows;
+    await migrateUp(db.url);
+    const upgraded = (await c.query(SHAPE)).rows;
+    expect(upgraded).not.toEqual(before);
+    const down = await runCliDown(db.url);
+    expect(down).toMatch(/Reverted /);
+    expect((await c.query(SHAPE)).rows).toEqual(before);
+    expect((await c.query(`SELECT to_regclass('public.storage_usage') AS t`)).rows[0]).toEqual({ t: null });
+    await migrateUp(db.url);
+    expect((await c.query(SHAPE)).rows).toEqual(upgraded);
+    expect((await c.query(WRONG_COUNTERS)).rows).toEqual([]);
+  });
+});
+
+async function runCliDown(url: string): Promise<string> {
+  const { runCli } = await import('./helpers/db.js');
+  const r = await runCli(['migrate', 'down', '--count', '100'], { DATABASE_URL: url });
+  if (r.code !== 0) throw new Error(r.stderr);
+  return r.stdout;
+}

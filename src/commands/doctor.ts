@@ -1,0 +1,385 @@
+import type pg from 'pg';
+import { checkCron, checkServerVersion } from '../db/preflight.js';
+import { readMigrationStatus } from '../migrate.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'problem';
+
+export interface DoctorCheck {
+  check: string;
+  status: CheckStatus;
+  detail: string;
+  /** What to do about a warning or a problem. */
+  fix: string | null;
+}
+
+/** The JSON shape of `neotoma-ops doctor --json` (docs/schemas/doctor.schema.json). */
+export interface DoctorReport {
+  generated_at: string;
+  database: string;
+  role: string;
+  /** False when any check is a problem (the command then exits 1). */
+  ok: boolean;
+  checks: DoctorCheck[];
+}
+
+const ok = (check: string, detail: string): DoctorCheck => ({ check, status: 'ok', detail, fix: null });
+const warn = (check: string, detail: string, fix: string): DoctorCheck => ({ check, status: 'warn', detail, fix });
+const problem = (check: string, detail: string, fix: string): DoctorCheck => ({ check, status: 'problem', detail, fix });
+
+async function one<T extends pg.QueryResultRow>(c: pg.ClientBase, sql: string, params: unknown[] = []): Promise<T> {
+  const { rows } = await c.query<T>(sql, params);
+  if (!rows[0]) throw new Error(`no row from: ${sql.slice(0, 60)}`);
+  return rows[0];
+}
+
+async function exists(c: pg.ClientBase, relation: string): Promise<boolean> {
+  return (await one<{ ok: boolean }>(c, 'SELECT to_regclass($1) IS NOT NULL AS ok', [relation])).ok;
+}
+
+async function hasFunction(c: pg.ClientBase, signature: string): Promise<boolean> {
+  return (await one<{ ok: boolean }>(c, 'SELECT to_regprocedure($1) IS NOT NULL AS ok', [signature])).ok;
+}
+
+async function checkServer(c: pg.ClientBase): Promise<DoctorCheck> {
+  const r = await one<{ num: string; version: string }>(
+    c,
+    `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version`,
+  );
+  try {
+    checkServerVersion(Number(r.num), r.version);
+    return ok('server', `PostgreSQL ${r.version}`);
+  } catch (err) {
+    return problem('server', `PostgreSQL ${r.version}`, (err as Error).message);
+  }
+}
+
+async function checkPgCron(c: pg.ClientBase): Promise<DoctorCheck> {
+  const r = await one<{
+    version: string | null; available: boolean; preload: string | null; cron_database: string | null;
+    database: string; role: string; superuser: boolean;
+  }>(
+    c,
+    `SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS version,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'pg_cron') AS available,
+            (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'shared_preload_libraries') AS preload,
+            (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'cron.database_name') AS cron_database,
+            current_database() AS database, current_user AS role,
+            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser`,
+  );
+  try {
+    checkCron({
+      installed: r.version !== null, available: r.available, preloadLibraries: r.preload, cronDatabase: r.cron_database,
+      database: r.database, canCreate: r.superuser, role: r.role,
+    });
+  } catch (err) {
+    return problem('pg_cron', r.version ? `pg_cron ${r.version} installed` : 'pg_cron is not installed', (err as Error).message);
+  }
+  if (r.version === null) {
+    return warn('pg_cron', 'not installed yet; the migrations create it (this role may)', 'neotoma-ops migrate up');
+  }
+  const where = r.cron_database === null ? 'cron.database_name not readable by this role' : `cron.database_name = ${r.cron_database}`;
+  return ok('pg_cron', `pg_cron ${r.version} installed; ${where}`);
+}
+
+async function checkRole(c: pg.ClientBase): Promise<DoctorCheck> {
+  const r = await one<{
+    role: string; superuser: boolean; bypassrls: boolean; create_schema: boolean; ops_schema: boolean;
+    owns_ops: boolean | null; create_in_public: boolean; not_owned: string[] | null; can_schedule: boolean | null;
+  }>(
+    c,
+    `SELECT current_user AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls,
+            has_database_privilege(current_database(), 'CREATE') AS create_schema,
+            to_regnamespace('neotoma_ops') IS NOT NULL AS ops_schema,
+            (SELECT pg_has_role(current_user, n.nspowner, 'USAGE') FROM pg_catalog.pg_namespace n
+              WHERE n.nspname = 'neotoma_ops') AS owns_ops,
+            has_schema_privilege('public', 'CREATE') AS create_in_public,
+            (SELECT array_agg(format('%I.%I', n.nspname, c.relname) ORDER BY c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid IN (to_regclass('public.sources'), to_regclass('public.interpretation_runs'))
+                AND NOT pg_has_role(current_user, c.relowner, 'USAGE')) AS not_owned,
+            CASE WHEN to_regprocedure('cron.schedule(text,text,text)') IS NOT NULL
+                 THEN has_function_privilege('cron.schedule(text,text,text)', 'EXECUTE') END AS can_schedule
+       FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
+  );
+  const missing: string[] = [];
+  if (!r.ops_schema && !r.create_schema) missing.push(`cannot create schema neotoma_ops (GRANT CREATE ON DATABASE ... TO ${r.role})`);
+  if (r.owns_ops === false) missing.push(`does not own schema neotoma_ops (run the migrations as its owner)`);
+  if (!r.create_in_public) missing.push(`cannot create objects in schema public (GRANT CREATE ON SCHEMA public TO ${r.role})`);
+  if (r.not_owned) missing.push(`does not own ${r.not_owned.join(', ')} (run the migrations as the role that owns Neotoma's tables, on Supabase: postgres)`);
+  if (r.can_schedule === false) missing.push(`cannot call cron.schedule (GRANT USAGE ON SCHEMA cron TO ${r.role}; on Supabase this is granted when pg_cron is enabled)`);
+  const traits = [r.superuser ? 'superuser' : 'not a superuser', ...(r.bypassrls ? ['BYPASSRLS'] : [])].join(', ');
+  if (missing.length > 0) {
+    return problem('role', `role ${r.role} (${traits}) ${missing.join('; ')}`, 'Connect as a role that can migrate: see docs/supabase.md, "Which connection for which command".');
+  }
+  return ok('role', `role ${r.role} (${traits}) can run the migrations: creates in neotoma_ops and public, owns Neotoma's tables, schedules pg_cron jobs`);
+}
+
+async function checkMigrations(c: pg.ClientBase): Promise<DoctorCheck> {
+  const s = await readMigrationStatus(c);
+  const changed = s.sqlFiles.filter((f) => f.state !== 'applied');
+  // a check that existing rows break is reported (once) by the integrity check
+  const waitingForRows = s.pendingSteps.filter((d) => d.lastSqlstate === '23514');
+  const failedSteps = s.pendingSteps.filter((d) => d.lastError !== null && d.lastSqlstate !== '23514');
+  if (s.applied.length === 0) {
+    return warn('migrations', `neotoma-ops is not installed: ${s.pending.length} migrations to apply`, 'neotoma-ops migrate up');
+  }
+  if (failedSteps.length > 0) {
+    return problem(
+      'migrations',
+      failedSteps.map((d) => `deferred step "${d.description}" failed: ${d.lastError ?? ''}`).join(' '),
+      'Fix the cause named above, then run: neotoma-ops migrate up',
+    );
+  }
+  const pendingWork = [
+    ...(s.pending.length ? [`${s.pending.length} migration(s) pending (${s.pending.join(', ')})`] : []),
+    ...(changed.length ? [`${changed.length} SQL file(s) new or changed`] : []),
+    ...(s.pendingSteps.length > waitingForRows.length ? [`${s.pendingSteps.length - waitingForRows.length} deferred step(s) pending`] : []),
+    ...(waitingForRows.length ? [`${waitingForRows.length} check(s) wait for the rows reported under integrity`] : []),
+  ];
+  if (pendingWork.length > 0) return warn('migrations', pendingWork.join('; '), 'neotoma-ops migrate up');
+  return ok('migrations', `${s.applied.length} migrations and ${s.sqlFiles.length} SQL files applied, no deferred step pending`);
+}
+
+/** Neotoma v0.2.0's columns (design §3) that v0.3.0 relies on: name → [type, NOT NULL]. */
+const BASE_COLUMNS: Record<string, Record<string, [string, boolean]>> = {
+  'public.sources': {
+    id: ['uuid', true], user_id: ['uuid', true], content_hash: ['text', true], mime_type: ['text', true],
+    storage_url: ['text', true], file_size: ['bigint', true], original_filename: ['text', false],
+    provenance: ['jsonb', true], created_at: ['timestamp with time zone', false],
+  },
+  'public.interpretation_runs': {
+    id: ['uuid', true], user_id: ['uuid', true], source_id: ['uuid', true], interpretation_config: ['jsonb', true],
+    status: ['text', true], started_at: ['timestamp with time zone', false], completed_at: ['timestamp with time zone', false],
+    error_message: ['text', false], observations_created: ['integer', false], unknown_fields_count: ['integer', false],
+    created_at: ['timestamp with time zone', false],
+  },
+};
+
+async function checkTables(c: pg.ClientBase): Promise<DoctorCheck> {
+  const found: string[] = [];
+  const wrong: string[] = [];
+  for (const [rel, columns] of Object.entries(BASE_COLUMNS)) {
+    if (!(await exists(c, rel))) continue;
+    found.push(rel);
+    const { rows } = await c.query<{ name: string; type: string; not_null: boolean }>(
+      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null
+         FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+      [rel],
+    );
+    const actual = new Map(rows.map((r) => [r.name, r]));
+    for (const [name, [type, notNull]] of Object.entries(columns)) {
+      const col = actual.get(name);
+      if (!col) wrong.push(`${rel}.${name} is missing`);
+      else if (col.type !== type) wrong.push(`${rel}.${name} is ${col.type}, not ${type}`);
+      else if (notNull && !col.not_null) wrong.push(`${rel}.${name} allows NULL`);
+    }
+  }
+  if (found.includes('public.sources')) {
+    const r = await one<{ unique_key: boolean }>(
+      c,
+      `SELECT EXISTS (
+         SELECT 1 FROM pg_catalog.pg_index i
+          WHERE i.indrelid = 'public.sources'::regclass AND i.indisunique AND i.indnkeyatts = 2
+            AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) = ARRAY['content_hash', 'user_id']) AS unique_key`,
+    );
+    if (!r.unique_key) wrong.push('public.sources has no UNIQUE (user_id, content_hash): content dedup per user is missing');
+  }
+  if (wrong.length > 0) {
+    return problem('tables', wrong.join('; '), "Bring the table to Neotoma v0.2.0's definition (docs/upgrade.md, \"Neotoma's tables\") before migrating.");
+  }
+  if (found.length === 0) return ok('tables', 'sources and interpretation_runs are absent: the migrations create them as Neotoma v0.2.0 does');
+  return ok('tables', `${found.join(' and ')} have Neotoma v0.2.0's columns, types and keys`);
+}
+
+/**
+ * Rows that break the integrity checks v0.3.0 adds to sources. Once the checks exist, the count uses each
+ * constraint's own expression from the catalog; before the upgrade, the same rules as migration 0003 (a test
+ * compares the two).
+ */
+export const INTEGRITY_RULES: Array<{ constraint: string; predicate: string }> = [
+  { constraint: 'sources_content_hash_sha256_lowercase_hex', predicate: "(content_hash ~ '^[0-9a-f]{64}$'::text)" },
+  { constraint: 'sources_file_size_not_negative', predicate: '(file_size >= 0)' },
+];
+
+async function checkIntegrity(c: pg.ClientBase): Promise<DoctorCheck> {
+  if (!(await exists(c, 'public.sources'))) return ok('integrity', 'no sources table yet');
+  const { rows: constraints } = await c.query<{ name: string; expr: string; validated: boolean }>(
+    `SELECT conname AS name, pg_get_expr(conbin, conrelid) AS expr, convalidated AS validated
+       FROM pg_catalog.pg_constraint WHERE conrelid = 'public.sources'::regclass AND contype = 'c'`,
+  );
+  const byName = new Map(constraints.map((k) => [k.name, k]));
+  const toCount = [
+    ...INTEGRITY_RULES.filter((r) => !byName.has(r.constraint)).map((r) => ({ name: r.constraint, expr: r.predicate })),
+    ...constraints.filter((k) => !k.validated),
+  ];
+  const broken: string[] = [];
+  for (const k of toCount) {
+    // the expression comes from the catalog or from the constant above, never from input
+    const n = await one<{ n: string }>(c, `SELECT count(*) AS n FROM public.sources WHERE NOT ${k.expr}`);
+    if (Number(n.n) > 0) broken.push(`${n.n} row(s) break ${k.name} ${k.expr}`);
+  }
+  if (broken.length > 0) {
+    return problem(
+      'integrity',
+      `public.sources: ${broken.join('; ')}`,
+      'List them with SELECT * FROM public.sources WHERE NOT <expression>; correct or delete them, then run neotoma-ops migrate up (it validates the checks).',
+    );
+  }
+  const pending = constraints.filter((k) => !k.validated).length;
+  if (pending > 0) return warn('integrity', `no row breaks a check; ${pending} check(s) not validated yet`, 'neotoma-ops migrate up');
+  return ok('integrity', `every row of public.sources passes ${byName.size > 0 ? 'its checks' : 'the checks v0.3.0 adds'}`);
+}
+
+async function checkCounters(c: pg.ClientBase): Promise<DoctorCheck> {
+  if (!(await exists(c, 'public.storage_usage'))) return ok('counters', 'no usage counters yet: the upgrade creates them from the existing rows');
+  const r = await one<{ users: string; storage_wrong: string[] | null; storage_wrong_n: string; missing_n: string; missing: string[] | null; runs_low_n: string; runs_low: string[] | null; backfill_pending: boolean }>(
+    c,
+    `WITH truth AS (
+       SELECT s.user_id, sum(GREATEST(s.file_size, 0))::bigint AS bytes, count(*)::bigint AS n FROM public.sources s GROUP BY s.user_id
+     ), storage_wrong AS (
+       SELECT su.user_id FROM public.storage_usage su LEFT JOIN truth t ON t.user_id = su.user_id
+        WHERE su.total_bytes <> coalesce(t.bytes, 0) OR su.total_sources <> coalesce(t.n, 0)
+     ), missing AS (
+       SELECT u.user_id FROM (SELECT user_id FROM truth UNION SELECT DISTINCT user_id FROM public.interpretation_runs) u
+        WHERE NOT EXISTS (SELECT 1 FROM public.storage_usage su WHERE su.user_id = u.user_id)
+     ), runs_low AS (
+       SELECT su.user_id FROM public.storage_usage su
+        WHERE su.billing_period_end > now()
+          AND su.interpretation_count_month < (
+                SELECT count(*) FROM public.interpretation_runs r
+                 WHERE r.user_id = su.user_id AND r.created_at >= su.billing_period_start AND r.created_at < su.billing_period_end
+                   AND NOT (r.status = 'failed' AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat'))
+     )
+     SELECT (SELECT count(*) FROM public.storage_usage) AS users,
+            (SELECT count(*) FROM storage_wrong) AS storage_wrong_n,
+            (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM storage_wrong ORDER BY user_id LIMIT 5) x) AS storage_wrong,
+            (SELECT count(*) FROM missing) AS missing_n,
+            (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM missing ORDER BY user_id LIMIT 5) x) AS missing,
+            (SELECT count(*) FROM runs_low) AS runs_low_n,
+            (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM runs_low ORDER BY user_id LIMIT 5) x) AS runs_low,
+            EXISTS (SELECT 1 FROM neotoma_ops.deferred_steps WHERE migration = '0100_quota-tables' AND completed_at IS NULL)
+              AS backfill_pending`,
+  );
+  const issues: string[] = [];
+  const fixes: string[] = [];
+  if (Number(r.storage_wrong_n) > 0) {
+    issues.push(`${r.storage_wrong_n} user(s) whose total_bytes/total_sources differ from their sources (e.g. ${(r.storage_wrong ?? []).join(', ')})`);
+    fixes.push('SELECT public.reconcile_storage_usage(); (it logs each correction in public.usage_drift_log)');
+  }
+  if (Number(r.runs_low_n) > 0) {
+    issues.push(`${r.runs_low_n} user(s) counted fewer interpretations this period than they have runs (e.g. ${(r.runs_low ?? []).join(', ')})`);
+    fixes.push('see docs/quotas.md, "What can make the counters drift"');
+  }
+  if (Number(r.missing_n) > 0 && !r.backfill_pending) {
+    issues.push(`${r.missing_n} user(s) with sources or runs but no counter row (e.g. ${(r.missing ?? []).join(', ')})`);
+    fixes.push('SELECT public.reconcile_storage_usage(); creates them');
+  }
+  if (issues.length > 0) return problem('counters', issues.join('; '), fixes.join('; '));
+  if (Number(r.missing_n) > 0) {
+    return warn('counters', `${r.missing_n} user(s) without a counter row yet (the upgrade's backfill is pending; a first write creates the row from the user's rows)`, 'neotoma-ops migrate up');
+  }
+  return ok('counters', `${r.users} user(s): every counter equals SUM(file_size), COUNT(*) and this period's runs`);
+}
+
+const JOBS = ['billing-period-reset', 'cron-history-purge', 'stale-interpretation-cleanup', 'storage-usage-reconcile', 'upload-queue-processor'];
+
+async function checkCronJobs(c: pg.ClientBase): Promise<DoctorCheck> {
+  if (!(await hasFunction(c, 'public.cron_job_health()'))) return ok('cron jobs', 'none yet: the migrations schedule them');
+  const { rows } = await c.query<{ jobname: string; healthy: boolean; reason: string | null }>(
+    'SELECT jobname, healthy, reason FROM public.cron_job_health() ORDER BY jobname',
+  );
+  const present = new Set(rows.map((r) => r.jobname));
+  const missing = JOBS.filter((j) => !present.has(j));
+  const unhealthy = rows.filter((r) => !r.healthy);
+  if (missing.length > 0 || unhealthy.length > 0) {
+    return problem(
+      'cron jobs',
+      [...missing.map((j) => `${j} is not scheduled`), ...unhealthy.map((r) => `${r.jobname}: ${r.reason ?? 'unhealthy'}`)].join('; '),
+      'Missing jobs: neotoma-ops migrate up. Failing or paused ones: docs/operations.md, "Runbook: a pg_cron job is unhealthy".',
+    );
+  }
+  return ok('cron jobs', `${rows.length} jobs scheduled and healthy`);
+}
+
+async function checkPrivileges(c: pg.ClientBase): Promise<DoctorCheck> {
+  if (await hasFunction(c, 'neotoma_ops.privilege_problems()')) {
+    const { rows } = await c.query<{ object: string; problem: string; fix: string }>('SELECT object, problem, fix FROM neotoma_ops.privilege_problems()');
+    if (rows.length === 0) return ok('privileges', 'grants, RLS and search_path of every project object follow the privilege rules');
+    return problem(
+      'privileges',
+      rows.map((r) => `${r.object}: ${r.problem}`).join('; '),
+      rows.map((r) => r.fix).join(' '),
+    );
+  }
+  // before the upgrade: what it will change on Neotoma's tables
+  const { rows } = await c.query<{ grant: string }>(
+    `SELECT format('%s on %s: %s', g.grantee::regrole, g.rel, string_agg(g.privilege_type, ', ' ORDER BY g.privilege_type)) AS grant
+       FROM (SELECT a.grantee, c.oid::regclass::text AS rel, a.privilege_type
+               FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
+              WHERE c.oid IN (to_regclass('public.sources'), to_regclass('public.interpretation_runs'))
+                AND a.grantee IN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role'))
+                AND NOT (a.grantee = 'authenticated'::regrole AND a.privilege_type = 'SELECT')
+                AND NOT (a.grantee = 'service_role'::regrole AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE'))) g
+      GROUP BY g.grantee, g.rel ORDER BY 1`,
+  );
+  if (rows.length === 0) return ok('privileges', 'nothing to narrow on Neotoma\'s tables');
+  return warn(
+    'privileges',
+    `the upgrade revokes, on Neotoma's tables: ${rows.map((r) => r.grant).join('; ')}`,
+    'Nothing to do unless a client relies on them: see docs/upgrade.md, "Grants"',
+  );
+}
+
+const CHECKS: Array<(c: pg.ClientBase) => Promise<DoctorCheck>> = [
+  checkServer, checkPgCron, checkRole, checkMigrations, checkTables, checkIntegrity, checkCounters, checkCronJobs, checkPrivileges,
+];
+const CHECK_NAMES = ['server', 'pg_cron', 'role', 'migrations', 'tables', 'integrity', 'counters', 'cron jobs', 'privileges'];
+
+/**
+ * Every check, in one READ ONLY transaction (nothing can be written, and it works through a transaction-mode
+ * pooler); a check that fails to run is itself reported as a problem, and the others still run.
+ */
+export async function collectDoctor(c: pg.ClientBase): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const who = await one<{ database: string; role: string }>(c, 'SELECT current_database() AS database, current_user AS role');
+  await c.query('BEGIN READ ONLY');
+  try {
+    await c.query(`SET LOCAL statement_timeout = '120s'`);
+    for (const [i, run] of CHECKS.entries()) {
+      await c.query('SAVEPOINT doctor_check');
+      try {
+        checks.push(await run(c));
+        await c.query('RELEASE SAVEPOINT doctor_check');
+      } catch (err) {
+        await c.query('ROLLBACK TO SAVEPOINT doctor_check');
+        checks.push(problem(CHECK_NAMES[i] ?? 'check', `could not be checked: ${(err as Error).message}`, 'Run doctor as the role that runs the migrations.'));
+      }
+    }
+  } finally {
+    await c.query('ROLLBACK');
+  }
+  return {
+    generated_at: new Date().toISOString(),
+    database: who.database,
+    role: who.role,
+    ok: checks.every((k) => k.status !== 'problem'),
+    checks,
+  };
+}
+
+/** One row per check (CHECK, STATUS, DETAIL), the fix under it; details are never cut. */
+export function renderDoctor(r: DoctorReport): string {
+  const mark = { ok: 'ok', warn: 'WARN', problem: 'PROBLEM' } as const;
+  const w1 = Math.max(5, ...r.checks.map((k) => k.check.length));
+  const w2 = 7;
+  const row = (a: string, b: string, c: string): string => `${a.padEnd(w1)}  ${b.padEnd(w2)}  ${c}`.trimEnd();
+  const lines = [`neotoma-ops doctor: database ${r.database} as ${r.role}`, '', row('CHECK', 'STATUS', 'DETAIL')];
+  for (const k of r.checks) {
+    lines.push(row(k.check, mark[k.status], k.detail));
+    if (k.fix !== null) lines.push(row('', '', `fix: ${k.fix}`));
+  }
+  const problems = r.checks.filter((k) => k.status === 'problem').length;
+  lines.push('', problems === 0 ? 'No problem found.' : `${problems} problem(s) found.`);
+  return lines.join('\n');
+}
