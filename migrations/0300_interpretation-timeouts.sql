@@ -14,23 +14,22 @@ COMMENT ON COLUMN public.interpretation_runs.timeout_at IS
 COMMENT ON COLUMN public.interpretation_runs.heartbeat_at IS
   'Last heartbeat_interpretation() call of the worker running this interpretation (NULL: never heartbeated).';
 
--- Runs already in flight when this migration runs (v0.2.0 workers never heartbeat) get one full default
--- timeout from now: a hung one is failed by the first sweep after that, a live one has time to finish.
-UPDATE public.interpretation_runs
-   SET timeout_at = now() + interval '10 minutes'
- WHERE status IN ('pending', 'running')
-   AND timeout_at IS NULL;
 
 -- The sweep reads only active runs, oldest deadline first, and stops at now(): the index holds active runs
 -- only, so its size follows the number of runs in flight and the sweep's cost follows the number of stale
 -- ones, whatever the size of the table's history.
 -- Built CONCURRENTLY by a deferred step: interpretation_runs may already hold millions of rows and keep taking
 -- writes (until it exists, the sweep scans the table).
-INSERT INTO neotoma_ops.deferred_steps (migration, position, description, statement, index_name) VALUES
+-- Runs already in flight (v0.2.0 workers never heartbeat) then get one full timeout from the upgrade: a hung
+-- one is failed by the first sweep after that, a live one has time to finish. In batches after the index
+-- (each a short transaction, never under this migration's table lock: there may be many such runs).
+INSERT INTO neotoma_ops.deferred_steps (migration, position, description, statement, index_name, repeat) VALUES
   ('0300_interpretation-timeouts', 1, 'build index interpretation_runs_active_timeout_at_idx',
    $$CREATE INDEX CONCURRENTLY IF NOT EXISTS interpretation_runs_active_timeout_at_idx
        ON public.interpretation_runs (timeout_at) WHERE status IN ('pending', 'running')$$,
-   'public.interpretation_runs_active_timeout_at_idx')
+   'public.interpretation_runs_active_timeout_at_idx', false),
+  ('0300_interpretation-timeouts', 2, 'give the runs in flight a deadline',
+   $$SELECT neotoma_ops.stamp_runs_in_flight(1000)::text$$, NULL, true)
 ON CONFLICT (migration, position) DO NOTHING;
 
 -- Operator settings of this area: one row, changed with a plain UPDATE (no migration, no restart); the next

@@ -125,8 +125,8 @@ async function checksum(file: string): Promise<string> {
 /**
  * The runner's own tables. deferred_steps holds work a migration declares but that must not run inside its
  * transaction: CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT, batched backfills. Each step is one statement
- * run on its own (no transaction block) after every migration and SQL file; a `repeat` step takes its previous
- * result as $1 and runs again until it returns NULL. `index_name` names the index a step builds, so that an
+ * run on its own (no transaction block) after every migration and SQL file; a `repeat` step runs again until it
+ * returns NULL, taking its previous result as $1 when it names a $1 (a cursor). `index_name` names the index a step builds, so that an
  * invalid index left by an interrupted build is dropped before the next try.
  */
 async function ensureBookkeeping(client: pg.Client): Promise<void> {
@@ -366,8 +366,9 @@ async function runDeferredStep(client: pg.Client, step: DeferredStepRow, log: (l
     return;
   }
   let cursor = step.cursor;
+  const takesCursor = /\$1\b/.test(step.statement);
   for (;;) {
-    const { rows } = await client.query<Record<string, string | null>>(step.statement, [cursor]);
+    const { rows } = await client.query<Record<string, string | null>>(step.statement, takesCursor ? [cursor] : []);
     const next = rows[0] ? Object.values(rows[0])[0] ?? null : null;
     if (next === null) return;
     cursor = next;

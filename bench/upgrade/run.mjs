@@ -101,7 +101,7 @@ try {
   const tick = (line) => {
     const now = performance.now();
     const m = /^(applying migration|running deferred step:|applied) (.*)$/.exec(line);
-    const name = m ? (m[1] === 'applied' ? 'sql files' : m[1] === 'applying migration' ? 'migrations' : `deferred: ${m[2]}`) : null;
+    const name = m ? (m[1] === 'applied' ? 'sql files' : m[1] === 'applying migration' ? `migration ${m[2]}` : `deferred: ${m[2]}`) : null;
     if (name && name !== phaseName) {
       phases.push({ name: phaseName, start: phaseStart, end: now });
       phaseName = name;

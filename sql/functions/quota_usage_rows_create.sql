@@ -21,6 +21,7 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = ''
+SET jit = off  -- a batch of 1,000 users is costed high enough to be compiled, which takes longer than running it
 AS $fn$
 DECLARE
   v_created integer;
@@ -31,37 +32,31 @@ BEGIN
       HINT = 'Create the rows of several users without pending amounts.';
   END IF;
 
+  -- per user, one index scan of their sources and one of their runs (never a scan of either table)
   WITH usr AS (
     SELECT DISTINCT u.user_id FROM unnest(p_user_ids) AS u (user_id) WHERE u.user_id IS NOT NULL
-  ), src AS (
-    SELECT s.user_id, sum(GREATEST(s.file_size, 0))::bigint AS bytes, count(*)::bigint AS n, min(s.created_at) AS first_at
-      FROM public.sources s
-     WHERE s.user_id = ANY (p_user_ids)
-     GROUP BY s.user_id
-  ), run_first AS (
-    SELECT r.user_id, min(r.created_at) AS first_at
-      FROM public.interpretation_runs r
-     WHERE r.user_id = ANY (p_user_ids)
-     GROUP BY r.user_id
-  ), anchored AS (
-    SELECT usr.user_id, coalesce(src.bytes, 0) AS bytes, coalesce(src.n, 0) AS n,
-           EXTRACT(day FROM coalesce(LEAST(src.first_at, rf.first_at), now()) AT TIME ZONE 'UTC')::integer AS anchor
+  ), held AS (
+    SELECT usr.user_id, src.bytes, src.n, rn.ats, LEAST(src.first_at, rn.first_at) AS first_at
       FROM usr
-      LEFT JOIN src ON src.user_id = usr.user_id
-      LEFT JOIN run_first rf ON rf.user_id = usr.user_id
+     CROSS JOIN LATERAL (SELECT coalesce(sum(GREATEST(s.file_size, 0)), 0)::bigint AS bytes, count(*)::bigint AS n,
+                                min(s.created_at) AS first_at
+                           FROM public.sources s WHERE s.user_id = usr.user_id) src
+     CROSS JOIN LATERAL (SELECT min(r.created_at) AS first_at,
+                                -- runs the timeout sweep failed had their unit given back
+                                array_agg(r.created_at) FILTER (WHERE r.created_at IS NOT NULL AND NOT (r.status = 'failed'
+                                  AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat')) AS ats
+                           FROM public.interpretation_runs r WHERE r.user_id = usr.user_id) rn
   ), period AS (
-    SELECT a.*, b.period_start, b.period_end
-      FROM anchored a
+    SELECT h.*, a.anchor, b.period_start, b.period_end
+      FROM held h
+     CROSS JOIN LATERAL (SELECT EXTRACT(day FROM coalesce(h.first_at, now()) AT TIME ZONE 'UTC')::integer AS anchor) a
      CROSS JOIN LATERAL public.billing_period_bounds(a.anchor, now()) b
   )
   INSERT INTO public.storage_usage AS su (user_id, total_bytes, total_sources, interpretation_count_month,
                                           billing_anchor_day, billing_period_start, billing_period_end, billing_month,
                                           last_calculated)
   SELECT p.user_id, GREATEST(p.bytes - p_pending_bytes, 0), GREATEST(p.n - p_pending_sources, 0),
-         GREATEST((SELECT count(*) FROM public.interpretation_runs r
-                    WHERE r.user_id = p.user_id
-                      AND r.created_at >= p.period_start AND r.created_at < p.period_end
-                      AND NOT (r.status = 'failed' AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat'))
+         GREATEST((SELECT count(*) FROM unnest(p.ats) AS t (at) WHERE t.at >= p.period_start AND t.at < p.period_end)
                   - p_pending_runs, 0)::integer,
          p.anchor, p.period_start, p.period_end, to_char(p.period_start AT TIME ZONE 'UTC', 'YYYY-MM'), now()
     FROM period p

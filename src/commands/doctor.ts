@@ -296,7 +296,7 @@ async function checkCronJobs(c: pg.ClientBase): Promise<DoctorCheck> {
     return problem(
       'cron jobs',
       [...missing.map((j) => `${j} is not scheduled`), ...unhealthy.map((r) => `${r.jobname}: ${r.reason ?? 'unhealthy'}`)].join('; '),
-      'Missing jobs: neotoma-ops migrate up. Failing or paused ones: docs/operations.md, "Runbook: a pg_cron job is unhealthy".',
+      'Missing jobs: neotoma-ops migrate up. Failing or paused ones: docs/operations.md, runbook "pg_cron jobs do not run".',
     );
   }
   return ok('cron jobs', `${rows.length} jobs scheduled and healthy`);
