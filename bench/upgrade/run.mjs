@@ -6,8 +6,8 @@
 // upgrade and reports:
 //   total time and the time of each phase (migrations, SQL files, each deferred step);
 //   every concurrent write's duration: count, p50, p99, max, and the longest while each phase ran;
-//   WAL written by the whole upgrade (pg_current_wal_lsn before and after; writers' WAL included, and
-//   measured separately in a same-length window without the upgrade);
+//   WAL written by the whole upgrade (pg_current_wal_lsn before and after; writers' WAL included: run with
+//   BENCH_WRITERS=0 for the upgrade's own);
 //   whether every counter equals the truth afterwards;
 //   the floor, side by side on the same data: one plain aggregate statement computing every user's counters
 //   (no locks, no concurrency safety): the least any backfill can cost.
