@@ -153,6 +153,8 @@ DROP VIEW IF EXISTS public.storage_usage_report;
 DROP TRIGGER IF EXISTS quota_sources_insert ON public.sources;
 DROP TRIGGER IF EXISTS quota_sources_update ON public.sources;
 DROP TRIGGER IF EXISTS quota_sources_delete ON public.sources;
+DROP TRIGGER IF EXISTS quota_sources_truncate ON public.sources;
+DROP FUNCTION IF EXISTS neotoma_ops.quota_sources_truncate_trg();
 DROP TRIGGER IF EXISTS quota_interpretation_runs_insert ON public.interpretation_runs;
 DROP FUNCTION IF EXISTS neotoma_ops.quota_sources_insert_trg() CASCADE;
 DROP FUNCTION IF EXISTS neotoma_ops.quota_sources_update_trg() CASCADE;

@@ -129,10 +129,12 @@ export async function ingestSource(db: Db, input: IngestInput, options: IngestOp
     const { rows } = await client.query<{ id: string }>(INSERT_SOURCE, [...values, 'pending']);
     const sourceId = rows[0]?.id;
     if (sourceId) {
-      const job = await client.query<{ job_id: string }>('SELECT public.enqueue_upload($1, $2, $3) AS job_id', [
+      // the bucket travels with the job: the retry stores where this attempt tried to
+      const job = await client.query<{ job_id: string }>('SELECT public.enqueue_upload($1, $2, $3, $4) AS job_id', [
         sourceId,
         content,
         message,
+        bucket,
       ]);
       await client.query('COMMIT');
       const jobId = job.rows[0]?.job_id;

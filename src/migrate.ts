@@ -199,7 +199,14 @@ async function recordFileObjects(client: pg.Client, file: string): Promise<void>
      RETURNING object_type, identity`,
     [file],
   );
-  for (const o of gone) {
+  await dropObjects(client, gone);
+}
+
+/** Drops recorded objects that still exist: triggers first, then views, then the functions they may call. */
+async function dropObjects(client: pg.Client, objects: Array<{ object_type: string; identity: string }>): Promise<void> {
+  const order = ['trigger', 'view', 'function'];
+  const sorted = [...objects].sort((a, b) => order.indexOf(a.object_type) - order.indexOf(b.object_type));
+  for (const o of sorted) {
     // compared by the same identity text as recorded (no parsing of it)
     const exists = await client.query<{ ok: boolean }>(
       o.object_type === 'function'
@@ -217,6 +224,22 @@ async function recordFileObjects(client: pg.Client, file: string): Promise<void>
     // identities were written by format('%I…') from the catalog: quoted already, never input
     await client.query(`DROP ${o.object_type === 'function' ? 'FUNCTION' : o.object_type === 'view' ? 'VIEW' : 'TRIGGER'} ${o.identity}`);
   }
+}
+
+/** Files of `dir` that were applied once and are gone now: what they defined is dropped and forgotten. */
+async function dropObjectsOfRemovedFiles(client: pg.Client, dir: string, present: string[], log: (line: string) => void): Promise<void> {
+  const prefix = `${relative(dir)}${path.sep}`;
+  const { rows } = await client.query<{ file: string; object_type: string; identity: string }>(
+    `SELECT file, object_type, identity FROM ${SQL_FILE_OBJECTS_TABLE}
+      WHERE starts_with(file, $1) AND NOT (file = ANY ($2::text[]))`,
+    [prefix, present],
+  );
+  if (rows.length === 0) return;
+  await dropObjects(client, rows);
+  const files = [...new Set(rows.map((r) => r.file))];
+  await client.query(`DELETE FROM ${SQL_FILE_OBJECTS_TABLE} WHERE file = ANY ($1::text[])`, [files]);
+  await client.query(`DELETE FROM ${SQL_FILES_TABLE} WHERE file = ANY ($1::text[])`, [files]);
+  for (const f of files) log(`removed what ${f} defined (the file is gone)`);
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -281,18 +304,25 @@ async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (lin
   const applied: string[] = [];
   for (const dir of dirs) {
     const changed: Array<{ name: string; sum: string; text: string }> = [];
+    const present: string[] = [];
     for (const file of await listSqlFiles(dir)) {
       const name = relative(file);
+      present.push(name);
       const sum = await checksum(file);
       if (known.get(name) !== sum) changed.push({ name, sum, text: await readFile(file, 'utf8') });
     }
-    if (changed.length === 0) continue;
+    const removed = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${SQL_FILE_OBJECTS_TABLE} WHERE starts_with(file, $1) AND NOT (file = ANY ($2::text[]))`,
+      [`${relative(dir)}${path.sep}`, present],
+    );
+    if (changed.length === 0 && (removed.rows[0]?.n ?? 0) === 0) continue;
     await withLockRetry(client, relative(dir), async () => {
       await client.query('BEGIN');
-      let current = changed[0]!;
+      let current = changed[0] ?? { name: relative(dir), sum: '', text: '' };
       try {
         // as pg_dump does: files may then reference functions of files that sort after them
         await client.query('SET LOCAL check_function_bodies = off');
+        await dropObjectsOfRemovedFiles(client, dir, present, log);
         for (const f of changed) {
           current = f;
           await client.query(f.text);

@@ -151,8 +151,8 @@ try {
   const wrongRuns = (await admin.query(`
     SELECT count(*) AS n FROM public.storage_usage su
      WHERE su.interpretation_count_month <> (SELECT count(*) FROM public.interpretation_runs r WHERE r.user_id = su.user_id
-             AND r.created_at >= su.billing_period_start AND r.created_at < su.billing_period_end
-             AND NOT (r.status = 'failed' AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat'))`)).rows[0].n;
+             AND r.quota_released_at IS NULL AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
+             AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end)`)).rows[0].n;
   console.log(`counters afterwards: ${wrong} user(s) with storage counters off, ${wrongRuns} with interpretation counts off`);
 
   // --- the floor ------------------------------------------------------------------------------------------------

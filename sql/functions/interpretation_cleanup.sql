@@ -1,12 +1,12 @@
 -- public.cleanup_stale_interpretations() → integer
--- Guarantees (design §4.4, §4.5):
+-- Guarantees:
 --  * every pending/running run whose timeout_at has passed becomes failed, with error_message
 --    'Timeout - no heartbeat' and completed_at = now(); the return value is how many runs this call failed;
---  * for each of them the user's interpretation-quota unit is given back, with the rules of
---    public.refund_interpretation_quota(user_id, created_at): only when the run was counted in the user's
---    current billing period (an ended period is rolled first), never taking the count below zero. The refund
---    is set-based: one call of neotoma_ops.quota_refund_interpretations() per batch, one counter UPDATE per
---    user for all of that user's runs in the batch;
+--  * a failed run that holds a unit of its user's current billing period (neotoma_ops.quota_run_holds_unit,
+--    after any ended period has rolled) gives it back: the user's count drops by one and the run's
+--    quota_released_at is set, so a unit is given back at most once per charge (a run charged in an earlier
+--    period, or already released, gives nothing). Set-based: per batch, one roll of the users' ended periods,
+--    one counter UPDATE per user;
 --  * neotoma_ops.interpretation_counters (timeouts_total, timeouts_pending_total, timeouts_running_total,
 --    quota_refunds_total) grow by what this call did, in the same transaction (for ops_metrics());
 --  * overlapping calls do nothing: the first takes pg_try_advisory_xact_lock(7243530300), any other returns 0
@@ -30,14 +30,15 @@ DECLARE
   v_batch_size   integer;
   v_max_batches  integer;
   v_batches      integer := 0;
+  v_ids          uuid[];
+  v_users        uuid[];
   v_in_batch     integer;
   v_failed       integer := 0;
   v_from_pending integer := 0;
   v_from_running integer := 0;
   v_refunds      integer := 0;
   v_pending      integer;
-  v_users        uuid[];
-  v_counted_at   timestamptz[];
+  v_refunded     integer;
 BEGIN
   -- 7243530300: this function's advisory lock key (documented in docs/interpretations.md)
   IF NOT pg_catalog.pg_try_advisory_xact_lock(7243530300) THEN
@@ -51,46 +52,66 @@ BEGIN
   v_batch_size  := coalesce(v_batch_size, 500);
   v_max_batches := coalesce(v_max_batches, 20);
 
+  -- the sweep writes quota_released_at and does its own accounting: the run triggers leave both to it
+  PERFORM pg_catalog.set_config('neotoma_ops.run_accounting', 'internal', true);
+
   LOOP
-    v_batches  := v_batches + 1;
-    v_in_batch := 0;
+    v_batches := v_batches + 1;
+
+    SELECT array_agg(s.id), array_agg(DISTINCT s.user_id)
+      INTO v_ids, v_users
+      FROM (SELECT r.id, r.user_id
+              FROM public.interpretation_runs AS r
+             WHERE r.status IN ('pending', 'running')
+               AND r.timeout_at < pg_catalog.now()
+             ORDER BY r.timeout_at
+             LIMIT v_batch_size
+               FOR UPDATE OF r SKIP LOCKED) AS s;
+    EXIT WHEN v_ids IS NULL;
+
+    -- "this period" is now's: ended periods roll first; then the counter rows are locked in user_id order,
+    -- as every writer locks them
+    PERFORM neotoma_ops.quota_roll_periods(v_users, pg_catalog.now());
+    PERFORM 1 FROM public.storage_usage AS su WHERE su.user_id = ANY (v_users) ORDER BY su.user_id FOR UPDATE;
 
     WITH stale AS (
-      SELECT r.id, r.status AS previous_status
+      SELECT r.id, r.status AS previous_status,
+             neotoma_ops.quota_run_holds_unit(r.user_id, r.quota_charged_at, r.quota_released_at, r.created_at) AS holds
         FROM public.interpretation_runs AS r
-       WHERE r.status IN ('pending', 'running')
+       WHERE r.id = ANY (v_ids)
+         AND r.status IN ('pending', 'running')
          AND r.timeout_at < pg_catalog.now()
-       ORDER BY r.timeout_at
-       LIMIT v_batch_size
-         FOR UPDATE OF r SKIP LOCKED
     ), failed AS (
       UPDATE public.interpretation_runs AS t
-         SET status        = 'failed',
-             error_message = 'Timeout - no heartbeat',
-             completed_at  = pg_catalog.now()
+         SET status            = 'failed',
+             error_message     = 'Timeout - no heartbeat',
+             completed_at      = pg_catalog.now(),
+             quota_released_at = CASE WHEN stale.holds THEN pg_catalog.now() ELSE t.quota_released_at END
         FROM stale
        WHERE t.id = stale.id
-         AND t.status IN ('pending', 'running')
-         AND t.timeout_at < pg_catalog.now()
-      RETURNING t.user_id, t.created_at, stale.previous_status
+      RETURNING t.user_id, stale.previous_status, stale.holds
+    ), refund AS (
+      -- never below zero: what is really given back is capped by the count (cur: the row before this UPDATE)
+      UPDATE public.storage_usage AS su
+         SET interpretation_count_month = GREATEST(su.interpretation_count_month - g.n, 0)
+        FROM (SELECT f.user_id, count(*)::integer AS n FROM failed AS f WHERE f.holds GROUP BY f.user_id) AS g
+        JOIN public.storage_usage AS cur ON cur.user_id = g.user_id
+       WHERE su.user_id = g.user_id
+      RETURNING LEAST(cur.interpretation_count_month, g.n) AS n
     )
-    -- a run without created_at (Neotoma's column is nullable) was never counted in a period: nothing to refund
-    SELECT count(*)::integer, (count(*) FILTER (WHERE f.previous_status = 'pending'))::integer,
-           array_agg(f.user_id) FILTER (WHERE f.created_at IS NOT NULL),
-           array_agg(f.created_at) FILTER (WHERE f.created_at IS NOT NULL)
-      INTO v_in_batch, v_pending, v_users, v_counted_at
-      FROM failed AS f;
+    SELECT (SELECT count(*)::integer FROM failed),
+           (SELECT count(*)::integer FROM failed AS f WHERE f.previous_status = 'pending'),
+           (SELECT coalesce(sum(n), 0)::integer FROM refund)
+      INTO v_in_batch, v_pending, v_refunded;
 
+    v_failed       := v_failed + v_in_batch;
     v_from_pending := v_from_pending + v_pending;
     v_from_running := v_from_running + (v_in_batch - v_pending);
-    IF v_users IS NOT NULL THEN
-      -- one set-based refund for the whole batch (same rules as public.refund_interpretation_quota())
-      v_refunds := v_refunds + neotoma_ops.quota_refund_interpretations(v_users, v_counted_at);
-    END IF;
-
-    v_failed := v_failed + v_in_batch;
-    EXIT WHEN v_in_batch < v_batch_size OR v_batches >= v_max_batches;
+    v_refunds      := v_refunds + v_refunded;
+    EXIT WHEN cardinality(v_ids) < v_batch_size OR v_batches >= v_max_batches;
   END LOOP;
+
+  PERFORM pg_catalog.set_config('neotoma_ops.run_accounting', '', true);
 
   IF v_failed > 0 THEN
     UPDATE neotoma_ops.interpretation_counters AS c
@@ -111,7 +132,8 @@ $$;
 
 COMMENT ON FUNCTION public.cleanup_stale_interpretations() IS
   'pg_cron stale-interpretation-cleanup: fails pending/running runs past timeout_at (''Timeout - no heartbeat''), '
-  'refunds their quota unit within the period, counts them; guarded, bounded, never overwrites a finished run.';
+  'gives back the unit a run holds in its user''s current period (once per charge), counts them; guarded, bounded, '
+  'never overwrites a finished run.';
 
 REVOKE ALL ON FUNCTION public.cleanup_stale_interpretations() FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION public.cleanup_stale_interpretations() TO service_role;

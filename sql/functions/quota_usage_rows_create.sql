@@ -5,8 +5,9 @@
 --    only in rows older than the size check, counts as 0 bytes here as in every accounting path);
 --  * billing_anchor_day = the UTC day of month of the user's first activity (earliest source or run; today
 --    for a new user), the period is the one containing now() (public.billing_period_bounds);
---  * interpretation_count_month = the user's runs created in that period, except runs the timeout sweep
---    failed (their unit was given back): the counting rule of docs/quotas.md;
+--  * interpretation_count_month = the user's runs that hold a unit of that period (charged in it and not
+--    released: neotoma_ops.quota_run_holds_unit; for runs from before v0.3.0, created in it): the counting rule
+--    of docs/quotas.md;
 --  * p_pending_*: changes of the calling statement that are already visible in the tables but that the caller
 --    is about to add to the counter itself (a trigger's own rows); they are left out of the new row (clamped at
 --    zero). Only meaningful with one user.
@@ -42,9 +43,10 @@ BEGIN
                                 min(s.created_at) AS first_at
                            FROM public.sources s WHERE s.user_id = usr.user_id) src
      CROSS JOIN LATERAL (SELECT min(r.created_at) AS first_at,
-                                -- runs the timeout sweep failed had their unit given back
-                                array_agg(r.created_at) FILTER (WHERE r.created_at IS NOT NULL AND NOT (r.status = 'failed'
-                                  AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat')) AS ats
+                                -- when each run still holding its unit was charged (see quota_run_holds_unit)
+                                array_agg(coalesce(r.quota_charged_at, r.created_at))
+                                  FILTER (WHERE r.quota_released_at IS NULL
+                                            AND coalesce(r.quota_charged_at, r.created_at) IS NOT NULL) AS ats
                            FROM public.interpretation_runs r WHERE r.user_id = usr.user_id) rn
   ), period AS (
     SELECT h.*, a.anchor, b.period_start, b.period_end

@@ -24,7 +24,9 @@ BEGIN
     RAISE EXCEPTION 'p_length must be between 1 and 67108864 (64 MiB), got %', coalesce(p_length::text, 'NULL')
       USING ERRCODE = '22023', HINT = 'Read large payloads in chunks of a few MiB.';
   END IF;
-  SELECT pg_catalog.substr(p.content, (p_offset + 1)::integer, p_length) INTO v_slice
+  -- at or past the end: an empty slice (the offset + 1 of the largest admitted offset would not fit an integer)
+  SELECT CASE WHEN p_offset >= pg_catalog.octet_length(p.content) THEN '\x'::bytea
+              ELSE pg_catalog.substr(p.content, (p_offset + 1)::integer, p_length) END INTO v_slice
     FROM public.upload_queue AS q
     JOIN public.upload_queue_payloads AS p ON p.job_id = q.id
    WHERE q.id = p_job_id

@@ -128,7 +128,25 @@ BEGIN
 END
 $fn$;
 
+-- truncate (also by TRUNCATE ... CASCADE from another table): every source is gone, so is every user's
+-- storage. TRUNCATE takes the table's ACCESS EXCLUSIVE lock, so no write to sources runs alongside.
+CREATE OR REPLACE FUNCTION neotoma_ops.quota_sources_truncate_trg()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+BEGIN
+  UPDATE public.storage_usage su
+     SET total_bytes = 0, total_sources = 0
+   WHERE su.total_bytes <> 0 OR su.total_sources <> 0;
+  RETURN NULL;
+END
+$fn$;
+
 REVOKE ALL ON FUNCTION neotoma_ops.quota_sources_insert_trg() FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.quota_sources_truncate_trg() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION neotoma_ops.quota_sources_truncate_trg() TO service_role;
 REVOKE ALL ON FUNCTION neotoma_ops.quota_sources_update_trg() FROM PUBLIC, anon, authenticated;
 REVOKE ALL ON FUNCTION neotoma_ops.quota_sources_delete_trg() FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION neotoma_ops.quota_sources_insert_trg() TO service_role;
@@ -149,3 +167,6 @@ CREATE OR REPLACE TRIGGER quota_sources_delete
   AFTER DELETE ON public.sources
   REFERENCING OLD TABLE AS old_rows
   FOR EACH STATEMENT EXECUTE FUNCTION neotoma_ops.quota_sources_delete_trg();
+CREATE OR REPLACE TRIGGER quota_sources_truncate
+  AFTER TRUNCATE ON public.sources
+  FOR EACH STATEMENT EXECUTE FUNCTION neotoma_ops.quota_sources_truncate_trg();

@@ -248,8 +248,9 @@ async function checkCounters(c: pg.ClientBase): Promise<DoctorCheck> {
         WHERE su.billing_period_end > now()
           AND su.interpretation_count_month < (
                 SELECT count(*) FROM public.interpretation_runs r
-                 WHERE r.user_id = su.user_id AND r.created_at >= su.billing_period_start AND r.created_at < su.billing_period_end
-                   AND NOT (r.status = 'failed' AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat'))
+                 WHERE r.user_id = su.user_id AND r.quota_released_at IS NULL
+                   AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
+                   AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end)
      )
      SELECT (SELECT count(*) FROM public.storage_usage) AS users,
             (SELECT count(*) FROM storage_wrong) AS storage_wrong_n,
@@ -268,7 +269,7 @@ async function checkCounters(c: pg.ClientBase): Promise<DoctorCheck> {
     fixes.push('SELECT public.reconcile_storage_usage(); (it logs each correction in public.usage_drift_log)');
   }
   if (Number(r.runs_low_n) > 0) {
-    issues.push(`${r.runs_low_n} user(s) counted fewer interpretations this period than they have runs (e.g. ${(r.runs_low ?? []).join(', ')})`);
+    issues.push(`${r.runs_low_n} user(s) counted fewer interpretations this period than they have runs holding a unit of it (e.g. ${(r.runs_low ?? []).join(', ')})`);
     fixes.push('see docs/quotas.md, "What can make the counters drift"');
   }
   if (Number(r.missing_n) > 0 && !r.backfill_pending) {

@@ -91,7 +91,7 @@ SELECT is(pg_temp.usage('16000000-0000-4000-8000-000000000006'), '0/0', 'the cou
 
 -- per-file limit
 SELECT throws_ok($$SELECT pg_temp.add('18000000-0000-4000-8000-000000000008', 'big', 104857601)$$, 'PT413',
-  'File too large: 100 MiB exceeds the per-file limit of 100 MiB on plan free', 'a file over max_file_bytes is refused with PT413');
+  'File too large: 100 MiB + 1 byte exceeds the per-file limit of 100 MiB on plan free', 'a file over max_file_bytes is refused with PT413');
 SELECT lives_ok($$SELECT pg_temp.add('18000000-0000-4000-8000-000000000008', 'max', 104857600)$$, 'a file of exactly max_file_bytes is accepted');
 
 -- pro user 50 MiB below 100 GiB: counters past 2^31 work
@@ -180,7 +180,7 @@ SELECT throws_ok($$SELECT pg_temp.add('1c000000-0000-4000-8000-00000000000c', 'c
 SELECT is(pg_temp.rejections('storage') - current_setting('quota_test.before_check')::bigint, 2::bigint,
   'check_storage_quota: its refusal is counted as a storage rejection, like the insert''s');
 SELECT throws_ok($$SELECT public.check_storage_quota('1c000000-0000-4000-8000-00000000000c', 104857601)$$, 'PT413',
-  'File too large: 100 MiB exceeds the per-file limit of 100 MiB on plan free',
+  'File too large: 100 MiB + 1 byte exceeds the per-file limit of 100 MiB on plan free',
   'check_storage_quota: a file over the per-file limit gives the PT413 of the insert');
 SELECT lives_ok($$SELECT public.check_storage_quota('1d000000-0000-4000-8000-00000000000d', 1048576)$$,
   'check_storage_quota: a user without a usage row is checked against the default plan (1 MiB accepted)');

@@ -17,6 +17,7 @@ CREATE FUNCTION pg_temp.add(n integer, k text, bytes bigint, at timestamptz DEFA
 -- "before the upgrade": rows with no accounting
 ALTER TABLE public.sources DISABLE TRIGGER quota_sources_insert;
 ALTER TABLE public.interpretation_runs DISABLE TRIGGER quota_interpretation_runs_insert;
+ALTER TABLE public.interpretation_runs DISABLE TRIGGER quota_interpretation_runs_mark;  -- v0.2.0 rows: no markers
 SELECT pg_temp.add(1, 'a', 1073741824 - 100, now() - interval '20 days');                 -- user 1: 1 GiB - 100 B
 SELECT pg_temp.add(2, 'a', 500, now() - interval '3 days');                                -- user 2: deletes first
 SELECT pg_temp.add(2, 'b', 700, now() - interval '2 days');
@@ -26,7 +27,6 @@ SELECT pg_temp.u(3), (SELECT id FROM public.sources WHERE user_id = pg_temp.u(3)
   FROM (VALUES ('completed', now() - interval '1 hour', NULL),
                ('running',   now() - interval '2 hours', NULL),
                ('failed',    now() - interval '3 hours', 'model error'),
-               ('failed',    now() - interval '4 hours', 'Timeout - no heartbeat'),   -- refunded by the sweep
                ('completed', now() - interval '70 days', NULL),                        -- an earlier period
                ('completed', NULL, NULL)) AS r (st, at, msg);                          -- no created_at
 SELECT pg_temp.add(4, 'a', 4000, now() - interval '5 days');                               -- user 4: plan change
@@ -34,6 +34,7 @@ SELECT pg_temp.add(5, 'a', 1073741824 - 10, now() - interval '1 day');          
 SELECT pg_temp.add(n, 'a', 1000 * n) FROM generate_series(20, 29) n;                        -- users 20..29: backfill
 ALTER TABLE public.sources ENABLE TRIGGER quota_sources_insert;
 ALTER TABLE public.interpretation_runs ENABLE TRIGGER quota_interpretation_runs_insert;
+ALTER TABLE public.interpretation_runs ENABLE TRIGGER quota_interpretation_runs_mark;
 
 SELECT is(pg_temp.usage(1), 'none', 'no counter row yet for a user who wrote before the upgrade');
 
@@ -56,9 +57,10 @@ INSERT INTO public.interpretation_runs (user_id, source_id, interpretation_confi
 SELECT pg_temp.u(3), id, '{}', 'pending' FROM public.sources WHERE user_id = pg_temp.u(3);
 SELECT is((SELECT interpretation_count_month FROM public.storage_usage WHERE user_id = pg_temp.u(3)),
   (SELECT count(*)::integer FROM public.interpretation_runs r JOIN public.storage_usage su ON su.user_id = r.user_id
-    WHERE r.user_id = pg_temp.u(3) AND r.created_at >= su.billing_period_start AND r.created_at < su.billing_period_end
-      AND r.error_message IS DISTINCT FROM 'Timeout - no heartbeat'),
-  'the count is born from this period''s runs (not timed out ones, not earlier periods, not undated ones), plus the new run');
+    WHERE r.user_id = pg_temp.u(3) AND r.quota_released_at IS NULL
+      AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
+      AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end),
+  'the count is born from the runs holding a unit of this period (v0.2.0 runs: created in it; not earlier periods, not undated ones), plus the new run');
 SELECT is((SELECT total_bytes || '/' || total_sources FROM public.storage_usage WHERE user_id = pg_temp.u(3)), '10/1',
   'storage is born true with it');
 

@@ -112,7 +112,7 @@ SELECT is((SELECT count(*)::int FROM public.upload_queue WHERE user_id = '333333
 -- privileges: clients execute none of the queue functions; the service role all of them
 CREATE TEMP TABLE queue_functions AS
 SELECT p.oid::regprocedure AS fn FROM pg_proc AS p
- WHERE p.oid IN ('public.upload_retry_delay(integer)'::regprocedure, 'public.enqueue_upload(uuid, bytea, text)'::regprocedure,
+ WHERE p.oid IN ('public.upload_retry_delay(integer)'::regprocedure, 'public.enqueue_upload(uuid, bytea, text, text)'::regprocedure,
    'public.claim_upload_jobs(text, integer, interval)'::regprocedure, 'public.upload_job_content(uuid, uuid)'::regprocedure,
    'public.upload_job_content_range(uuid, uuid, bigint, integer)'::regprocedure,
    'public.extend_upload_lease(uuid, uuid, interval)'::regprocedure, 'public.complete_upload_job(uuid, uuid, text)'::regprocedure,

@@ -1,5 +1,5 @@
--- A timed-out run gives its interpretation-quota unit back, within the same billing period only, never
--- below zero (cleanup_stale_interpretations() → public.refund_interpretation_quota(user_id, created_at)).
+-- A timed-out run gives its interpretation-quota unit back, within the billing period it was charged in only,
+-- never below zero (cleanup_stale_interpretations(), marking the run's quota_released_at).
 BEGIN;
 SELECT plan(14);
 
@@ -59,9 +59,12 @@ UPDATE public.storage_usage
    SET billing_period_start = billing_period_start - interval '40 days',
        billing_period_end   = billing_period_start - interval '40 days' + interval '30 days'
  WHERE user_id = '31000000-0000-0000-0000-0000000000b1';
+SET LOCAL neotoma_ops.run_accounting = 'internal';  -- rewrite the run's history as if 39 days had passed
 UPDATE public.interpretation_runs
-   SET created_at = now() - interval '39 days', timeout_at = now() - interval '39 days' + interval '10 minutes'
+   SET created_at = now() - interval '39 days', quota_charged_at = now() - interval '39 days',
+       timeout_at = now() - interval '39 days' + interval '10 minutes'
  WHERE id = '31000000-0000-0000-0000-000000000201';
+RESET neotoma_ops.run_accounting;
 DELETE FROM c0;
 INSERT INTO c0 SELECT counter, value FROM neotoma_ops.interpretation_counters;
 

@@ -10,7 +10,10 @@ import { loadV020, specialUser } from './helpers/v020-fixture.js';
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-/** Users whose counters disagree with the documented truth (storage and this period's interpretations). */
+/**
+ * Users whose counters disagree with the documented truth: storage, and this period's interpretations = the runs
+ * holding a unit of the period (no run is deleted here, so none is missing from the count).
+ */
 const WRONG_COUNTERS = `
   WITH truth AS (
     SELECT u.user_id,
@@ -20,13 +23,15 @@ const WRONG_COUNTERS = `
   )
   SELECT t.user_id, su.total_bytes, t.bytes, su.total_sources, t.n, su.interpretation_count_month,
          (SELECT count(*) FROM public.interpretation_runs r
-           WHERE r.user_id = t.user_id AND r.created_at >= su.billing_period_start AND r.created_at < su.billing_period_end
-             AND NOT (r.status = 'failed' AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat')) AS runs
+           WHERE r.user_id = t.user_id AND r.quota_released_at IS NULL
+             AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
+             AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end) AS runs
     FROM truth t LEFT JOIN public.storage_usage su ON su.user_id = t.user_id
    WHERE su.user_id IS NULL OR su.total_bytes <> t.bytes OR su.total_sources <> t.n
       OR su.interpretation_count_month <> (SELECT count(*) FROM public.interpretation_runs r
-           WHERE r.user_id = t.user_id AND r.created_at >= su.billing_period_start AND r.created_at < su.billing_period_end
-             AND NOT (r.status = 'failed' AND r.error_message IS NOT DISTINCT FROM 'Timeout - no heartbeat'))`;
+           WHERE r.user_id = t.user_id AND r.quota_released_at IS NULL
+             AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
+             AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end)`;
 
 interface WriterStats {
   writes: number;

@@ -159,6 +159,20 @@ describe('IT-001: storage failing, then retried by the worker', () => {
     expect(after[0]).toMatchObject({ storage_status: 'uploaded', status: 'completed', has_bytes: false });
   });
 
+  it('the bucket travels with the job: the retry stores where the first attempt tried to', async () => {
+    const user = randomUUID();
+    const content = randomBytes(3_000);
+    const failing = new ScriptedStorage();
+    failing.script = { kind: 'fail', status: 503 };
+    const r = await ingestSource(pool, { userId: user, content, mimeType: 'text/plain' }, { storage: failing, bucket: 'archive' });
+    expect(r.status).toBe('pending_retry');
+    expect(failing.calls.map((c) => c.bucket)).toEqual(['archive']);
+    expect((await pool.query('SELECT bucket FROM public.upload_queue WHERE source_id = $1', [r.sourceId])).rows).toEqual([{ bucket: 'archive' }]);
+    await makeDue(pool);
+    expect(await runOnce(fsStorage)).toMatchObject({ claimed: 1, completed: 1 });
+    expect((await readFile(path.join(dir, 'archive', user, sha256(content)))).equals(content)).toBe(true);
+  });
+
   it('failing every time: failed after the 5th retry, not claimed again, bytes kept; requeue stores it on the next run', async () => {
     const failing = new ScriptedStorage();
     failing.script = { kind: 'fail', status: 503 };

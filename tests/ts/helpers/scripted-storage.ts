@@ -8,10 +8,13 @@ export class ScriptedStorage implements StorageAdapter {
   readonly objects = new Map<string, Buffer>();
   readonly writes = new Map<string, number>();
   attempts = 0;
+  /** Bucket and key of every attempt, in order. */
+  readonly calls: Array<{ bucket: string; key: string }> = [];
   script: Script = { kind: 'ok' };
 
   async put(r: PutRequest): Promise<void> {
     this.attempts++;
+    this.calls.push({ bucket: r.bucket, key: r.key });
     const s = this.script;
     if (s.kind === 'fail') throw new StorageError(`scripted answer ${s.status}`, { retryable: s.status >= 500 || s.status === 429, status: s.status });
     const wait = s.kind === 'hang' ? 3_600_000 : (s.delayMs ?? 0);
