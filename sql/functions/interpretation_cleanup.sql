@@ -75,9 +75,14 @@ BEGIN
     PERFORM 1 FROM public.storage_usage AS su WHERE su.user_id = ANY (v_users) ORDER BY su.user_id FOR UPDATE;
 
     WITH stale AS (
+      -- holds: neotoma_ops.quota_run_holds_unit's rule, written out as one join for the batch instead of a call
+      -- per run (tests/pgtap/33_run_units_agree.sql checks the two agree)
       SELECT r.id, r.status AS previous_status,
-             neotoma_ops.quota_run_holds_unit(r.user_id, r.quota_charged_at, r.quota_released_at, r.created_at) AS holds
+             coalesce(r.quota_released_at IS NULL AND su.billing_period_end > pg_catalog.now()
+                      AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
+                      AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end, false) AS holds
         FROM public.interpretation_runs AS r
+        LEFT JOIN public.storage_usage AS su ON su.user_id = r.user_id
        WHERE r.id = ANY (v_ids)
          AND r.status IN ('pending', 'running')
          AND r.timeout_at < pg_catalog.now()
