@@ -97,10 +97,19 @@ SQL
     } catch { console.log(0, 1); }' "$out/vitest.json")
   if (( vitest_rc != 0 && vt_failed == 0 )); then vt_failed=1; fi
 
+  # after every test of the mode: no usage counter of the shared test database has drifted from the truth
+  local drift drift_passed=0 drift_failed=0
+  drift=$(psql -X -q -A -t -v ON_ERROR_STOP=1 "$url" -c 'SELECT public.reconcile_storage_usage()' 2>&1)
+  if [[ "$drift" == 0 ]]; then
+    drift_passed=1; echo "ok - $mode: reconcile_storage_usage() finds no drift after the suite"
+  else
+    drift_failed=1; echo "not ok - $mode: reconcile_storage_usage() after the suite: $drift" >&2
+  fi
+
   [[ -z "${DATABASE_URL:-}" ]] && bash scripts/pg-cluster.sh destroy "$cluster" >/dev/null 2>&1
-  summary+=("$mode: pgTAP ${pgtap_passed} passed, ${pgtap_failed} failed; vitest ${vt_passed} passed, ${vt_failed} failed")
-  total_passed=$((total_passed + pgtap_passed + vt_passed))
-  total_failed=$((total_failed + pgtap_failed + vt_failed))
+  summary+=("$mode: pgTAP ${pgtap_passed} passed, ${pgtap_failed} failed; vitest ${vt_passed} passed, ${vt_failed} failed; no drift after the suite: $([[ $drift_failed == 0 ]] && echo yes || echo NO)")
+  total_passed=$((total_passed + pgtap_passed + vt_passed + drift_passed))
+  total_failed=$((total_failed + pgtap_failed + vt_failed + drift_failed))
 }
 
 for mode in "${modes[@]}"; do
