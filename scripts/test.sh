@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-postgres.sh || exit 2
+bash scripts/ensure-postgres.sh --test || exit 2
 
 selection=${1:-all}
 case "$selection" in

@@ -1,127 +1,183 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { OperationalError } from './errors.js';
-import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { doctorCommand, planCommand, requeueCommand, statusCommand, usageCommand } from './commands/index.js';
 import { runDemo } from './demo.js';
+import { OperationalError } from './errors.js';
+import { createLog } from './log.js';
+import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
+import { projectRoot } from './paths.js';
 import { start, withDatabase } from './start.js';
 import { runWorker } from './worker/command.js';
 
-const USAGE = `Usage: neotoma-ops <command> [options]
-
-Commands:
-  start                      embedded database (or DATABASE_URL), migrations, then the main job until Ctrl-C
-  migrate up|down|status     apply pending migrations and changed SQL files | revert the last migration | show state
-    --count N                with down: revert N migrations
-  status [--json]            queue, failures, stale runs, pg_cron jobs, users nearest their quota
-  usage <user-id> [--json]   one user's storage and interpretation usage, limits and reset date
-  requeue <job-id> | --all-failed [--since DATE]
-                             put failed upload jobs back in the queue
-  plan <user-id> <plan>      move a user to another plan (effective for the next write)
-  doctor [--json]            read-only check that the database is fit for v0.3.0 (before and after an
-                             upgrade): each problem with its fix; exits 1 when it finds one
-  demo                       a guided tour: quota refusals, a retried upload, a hung interpretation, status
-  worker                     upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)
-    --once                   store what is due now, then exit
-    --concurrency N          uploads at once (default WORKER_CONCURRENCY or 4)
-    --worker-id ID           name recorded on claimed jobs (default HOSTNAME-PID)
-
+const ENVIRONMENT = `
 Environment:
-  DATABASE_URL               postgres://USER:PASSWORD@HOST:PORT/DATABASE; unset = embedded local cluster
+  DATABASE_URL               postgres://USER:PASSWORD@HOST:PORT/DATABASE; unset = embedded local cluster.
+                             any connection: direct, session or transaction pooler (docs/supabase.md)
   NEOTOMA_HOME               folder of the embedded cluster and local storage (default ./.neotoma)
   DEBUG                      set to print stack traces of operational errors
+  LOG_FORMAT                 json | text: worker and start log lines (default: json unless on a terminal)
   STORAGE_BACKEND            fs (default) | s3 | supabase; see docs/storage.md for its settings
   WORKER_POLL_INTERVAL_MS    worker: claim at least this often (default 5000)
   WORKER_CONCURRENCY         worker: uploads at once (default 4)
   WORKER_LEASE_SECONDS       worker: lease per claim, extended while uploading (default 300)
   UPLOAD_TIMEOUT_MS          worker: time allowed for one upload (default 120000)
-  SHUTDOWN_GRACE_MS          worker: time in-flight uploads get on SIGTERM (default 10000)`;
+  SHUTDOWN_GRACE_MS          worker: time in-flight uploads get on SIGTERM (default 10000)
+  METRICS_HOST, METRICS_PORT worker: where /metrics and /healthz are served (127.0.0.1, 9464; off)`;
 
 function print(line: string): void {
   console.log(line);
 }
 
-async function migrate(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, options: { count: { type: 'string' } }, allowPositionals: true });
-  const action = positionals[0] ?? 'up';
-  const count = values.count === undefined ? undefined : Number(values.count);
-  if (count !== undefined && (!Number.isInteger(count) || count < 1)) {
-    throw new OperationalError(`--count must be a whole number of at least 1, got "${values.count}".`);
-  }
-  await withDatabase((url) => migrateAction(url, action, count), print);
+function version(): string {
+  return (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-async function migrateAction(url: string, action: string, count: number | undefined): Promise<void> {
-  switch (action) {
-    case 'up': {
-      const r = await migrateUp(url, { log: print });
-      print(
-        r.migrations.length + r.sqlFiles.length + r.deferredSteps.length === 0
-          ? 'Nothing to apply: the database is up to date.'
-          : `Applied ${r.migrations.length} migration(s), ${r.sqlFiles.length} SQL file(s) and ` +
-              `${r.deferredSteps.length} deferred step(s).`,
-      );
-      for (const w of r.warnings) console.error(`neotoma-ops: warning: ${w}`);
-      return;
-    }
-    case 'down': {
-      const r = await migrateDown(url, { log: print, count });
-      print(r.migrations.length === 0 ? 'Nothing to revert.' : `Reverted ${r.migrations.join(', ')}.`);
-      return;
-    }
-    case 'status': {
-      const s = await migrationStatus(url);
-      for (const m of s.applied) print(`applied  ${m}`);
-      for (const m of s.pending) print(`pending  ${m}`);
-      for (const f of s.sqlFiles) print(`${f.state.padEnd(8)} ${f.file}`);
-      for (const d of s.pendingSteps) {
-        print(`pending  deferred step of ${d.migration}: ${d.description}${d.lastError ? ` (last error: ${d.lastError})` : ''}`);
-      }
-      return;
-    }
-    default:
-      throw new OperationalError(`Unknown migrate action "${action}". Use: migrate up | migrate down [--count N] | migrate status.`);
-  }
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1.');
+  return n;
+}
+
+/** The full name of a command (`neotoma-ops migrate up`). */
+function fullName(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * Every command: --help (exit 0), no excess arguments, and a usage error as one line followed by the command's
+ * usage line and where to find help (exit 2). Called once the command is fully defined.
+ */
+function strict(cmd: Command): Command {
+  return cmd
+    .allowExcessArguments(false)
+    .exitOverride()
+    .showHelpAfterError(`Usage: ${fullName(cmd)} ${cmd.usage()}\nRun "${fullName(cmd)} --help" for more.`);
+}
+
+function program(): Command {
+  const p = new Command('neotoma-ops')
+    .description('Operational hardening for Neotoma on PostgreSQL: upload retry queue, interpretation timeouts, quotas, monitoring.')
+    .version(version(), '-V, --version', 'print the version and exit')
+    .addHelpText('after', ENVIRONMENT)
+    // set before the subcommands exist: they share this output configuration
+    .configureOutput({ outputError: (str, write) => write(`neotoma-ops: ${str.trim().replace(/^error: /, '').replace(/\n(?=\(Did you mean)/, ' ')}\n`) });
+
+  p.command('start')
+    .description('embedded database (or DATABASE_URL), migrations, then the upload worker until Ctrl-C')
+    .action(async () => start(createLog()));
+
+  const migrate = p.command('migrate').description('apply, revert or show the migrations');
+  migrate.command('up')
+    .description('apply pending migrations, changed SQL files, then the deferred steps')
+    .action(() =>
+      withDatabase(async (url) => {
+        const r = await migrateUp(url, { log: print });
+        print(
+          r.migrations.length + r.sqlFiles.length + r.deferredSteps.length === 0
+            ? 'Nothing to apply: the database is up to date.'
+            : `Applied ${r.migrations.length} migration(s), ${r.sqlFiles.length} SQL file(s) and ` +
+                `${r.deferredSteps.length} deferred step(s).`,
+        );
+        for (const w of r.warnings) console.error(`neotoma-ops: warning: ${w}`);
+      }, print),
+    );
+  migrate.command('down')
+    .description('revert the last migration(s)')
+    .option('--count <n>', 'how many migrations to revert', wholeNumber, 1)
+    .action((o: { count: number }) =>
+      withDatabase(async (url) => {
+        const r = await migrateDown(url, { log: print, count: o.count });
+        print(r.migrations.length === 0 ? 'Nothing to revert.' : `Reverted ${r.migrations.join(', ')}.`);
+      }, print),
+    );
+  migrate.command('status')
+    .description('applied and pending migrations, SQL files and deferred steps (changes nothing)')
+    .action(() =>
+      withDatabase(async (url) => {
+        const s = await migrationStatus(url);
+        for (const m of s.applied) print(`applied  ${m}`);
+        for (const m of s.pending) print(`pending  ${m}`);
+        for (const f of s.sqlFiles) print(`${f.state.padEnd(8)} ${f.file}`);
+        for (const d of s.pendingSteps) {
+          print(`pending  deferred step of ${d.migration}: ${d.description}${d.lastError ? ` (last error: ${d.lastError})` : ''}`);
+        }
+      }, print),
+    );
+
+  p.command('status')
+    .description('upload queue, failures, stale runs, pg_cron jobs, users nearest their quota')
+    .option('--json', 'print JSON (docs/schemas/status.schema.json)')
+    .action((o: { json?: boolean }) => withDatabase((url) => statusCommand(url, o, print)));
+
+  p.command('usage')
+    .description("one user's storage and interpretation usage, limits and reset date")
+    .argument('<user-id>', 'the user (a UUID)')
+    .option('--json', 'print JSON (docs/schemas/usage.schema.json)')
+    .action((user: string, o: { json?: boolean }) => withDatabase((url) => usageCommand(url, user, o, print)));
+
+  p.command('requeue')
+    .description('put failed upload jobs back in the queue')
+    .argument('[job-id]', 'the failed job to requeue')
+    .option('--all-failed', 'every failed job')
+    .option('--since <date>', 'with --all-failed: only jobs failed since this date or timestamp')
+    .action((job: string | undefined, o: { allFailed?: boolean; since?: string }) => withDatabase((url) => requeueCommand(url, job, o, print)));
+
+  p.command('plan')
+    .description('move a user to another plan (effective for the next write)')
+    .argument('<user-id>', 'the user (a UUID)')
+    .argument('<plan>', 'a plan id, e.g. free, pro, enterprise')
+    .action((user: string, plan: string) => withDatabase((url) => planCommand(url, user, plan, print)));
+
+  p.command('doctor')
+    .description('read-only check that the database is fit for v0.3.0, before and after an upgrade; exit 1 on a problem')
+    .option('--json', 'print JSON (docs/schemas/doctor.schema.json)')
+    .action(async (o: { json?: boolean }) => {
+      if (!(await withDatabase((url) => doctorCommand(url, o, print)))) process.exitCode = 1;
+    });
+
+  p.command('demo')
+    .description('a guided tour: quota refusals, a retried upload, a hung interpretation, status')
+    .option('--yes', 'run on DATABASE_URL, a database the demo did not create (it removes what it wrote afterwards)')
+    .action((o: { yes?: boolean }) =>
+      withDatabase((url) => runDemo(url, print, { foreignDatabase: Boolean(process.env.DATABASE_URL), confirmed: o.yes ?? false }), print),
+    );
+
+  p.command('worker')
+    .description('the upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)')
+    .option('--once', 'store what is due now, then exit')
+    .addOption(new Option('--concurrency <n>', 'uploads at once (default WORKER_CONCURRENCY or 4)').argParser(wholeNumber))
+    .option('--worker-id <id>', 'name recorded on claimed jobs (default HOSTNAME-PID)')
+    .action((o: { once?: boolean; concurrency?: number; workerId?: string }) => {
+      const log = createLog();
+      return withDatabase(async (url) => {
+        await runWorker({ databaseUrl: url, log, once: o.once, concurrency: o.concurrency, workerId: o.workerId });
+      }, log);
+    });
+
+  for (const cmd of [p, ...p.commands, ...migrate.commands]) strict(cmd);
+  return p;
 }
 
 async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'start':
-      return start(print);
-    case 'migrate':
-      return migrate(rest);
-    case 'status':
-      return withDatabase((url) => statusCommand(url, rest, print));
-    case 'usage':
-      return withDatabase((url) => usageCommand(url, rest, print));
-    case 'requeue':
-      return withDatabase((url) => requeueCommand(url, rest, print));
-    case 'plan':
-      return withDatabase((url) => planCommand(url, rest, print));
-    case 'doctor':
-      if (!(await withDatabase((url) => doctorCommand(url, rest, print)))) process.exitCode = 1;
-      return;
-    case 'demo':
-      return withDatabase((url) => runDemo(url, print), print);
-    case 'worker':
-      return withDatabase(async (url) => {
-        await runWorker({ databaseUrl: url, args: rest, log: print });
-      }, print);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      print(USAGE);
-      return;
-    default:
-      throw new OperationalError(`Unknown command "${command}".\n${USAGE}`);
+  const p = program();
+  if (argv.length === 0) {
+    p.outputHelp();
+    return;
   }
+  await p.parseAsync(argv, { from: 'user' });
 }
 
 main(process.argv.slice(2)).then(
   () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; a usage error has been printed in one line with the usage: exit 2
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    }
     if (err instanceof OperationalError) {
       console.error(`neotoma-ops: ${err.message}`);
       if (process.env.DEBUG) console.error(err.stack, err.cause);

@@ -1,9 +1,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { collectStatus, renderStatus } from './commands/status.js';
 import { collectUsage, renderUsage } from './commands/usage.js';
 import { createPool } from './db/connect.js';
+import { OperationalError } from './errors.js';
 import { withHeartbeat } from './heartbeat.js';
 import { ingestSource, type IngestResult } from './ingest.js';
 import { readOpsMetrics } from './metrics/registry.js';
@@ -49,7 +50,21 @@ interface PgError {
  * Time is compressed by backdating rows, never by waiting. Ends with `status` and a check that every
  * metric the tour should have moved is non-zero; throws when one is not.
  */
-export async function runDemo(databaseUrl: string, print: Print = (l) => console.log(l)): Promise<void> {
+export interface DemoOptions {
+  /** The database is DATABASE_URL's, not the embedded one neotoma-ops created. */
+  foreignDatabase?: boolean;
+  /** The operator said --yes: run on a foreign database anyway (what the demo wrote is removed afterwards). */
+  confirmed?: boolean;
+}
+
+export async function runDemo(databaseUrl: string, print: Print = (l) => console.log(l), options: DemoOptions = {}): Promise<void> {
+  if (options.foreignDatabase && !options.confirmed) {
+    throw new OperationalError(
+      'demo writes a demo user, sources, uploads and interpretation runs: it runs on the embedded database ' +
+        '(unset DATABASE_URL), or on DATABASE_URL only with --yes, after which it removes what it wrote ' +
+        '(monotonic counters such as quota rejections keep the steps it counted).',
+    );
+  }
   const step = (n: number, title: string, why: string): void => {
     print('');
     print(`── ${n}. ${title}`);
@@ -221,6 +236,31 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     print('');
     print('Demo complete. Try: neotoma-ops status, neotoma-ops usage ' + user + ', neotoma-ops requeue ' + refusedUpload.jobId);
   } finally {
+    if (options.foreignDatabase) {
+      await removeDemoRows(pool, user).then(
+        () => print(`Removed what the demo wrote for user ${user}.`),
+        (err: unknown) => print(`Could not remove the demo user ${user}'s rows: ${(err as Error).message}`),
+      );
+      await rm(path.join(root, 'sources', user), { recursive: true, force: true });
+    }
     await pool.end();
+  }
+}
+
+/** Everything the demo wrote for its user, in one transaction (runs first: the foreign key has no cascade). */
+async function removeDemoRows(pool: ReturnType<typeof createPool>, user: string): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('DELETE FROM public.interpretation_runs WHERE user_id = $1', [user]);
+    await c.query('DELETE FROM public.sources WHERE user_id = $1', [user]); // its upload jobs and bytes cascade
+    await c.query('DELETE FROM public.usage_periods WHERE user_id = $1', [user]);
+    await c.query('DELETE FROM public.storage_usage WHERE user_id = $1', [user]);
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    c.release();
   }
 }

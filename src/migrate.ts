@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
@@ -8,8 +9,15 @@ import { preflight } from './db/preflight.js';
 import { OperationalError } from './errors.js';
 import { migrationsDir, projectRoot, sqlFunctionsDir, sqlTriggersDir } from './paths.js';
 
-/** Held for the whole of `migrate`, so concurrent runs queue behind each other instead of failing. */
-const MIGRATE_LOCK_KEY = 4_747_120_003; // fits bigint; arbitrary but fixed
+/**
+ * `migrate` holds a lease (a row of neotoma_ops.migrate_lock, renewed by a second connection) for its whole run,
+ * so concurrent runs queue behind each other. A row, not a session advisory lock: it works through a
+ * transaction-mode pooler (which hands each transaction to any server connection) and can never be left behind
+ * by a session that went away: a lease not renewed for LEASE_SECONDS passes to the next run.
+ */
+const MIGRATE_LOCK_KEY = 4_747_120_003; // transaction-level only: serializes creating the lease table
+const LEASE_SECONDS = 120;
+const LEASE_RENEW_MS = 20_000;
 const MIGRATIONS_SCHEMA = 'neotoma_ops';
 const MIGRATIONS_TABLE = 'pgmigrations';
 const SQL_FILES_TABLE = 'neotoma_ops.applied_sql_files';
@@ -242,6 +250,18 @@ async function dropObjectsOfRemovedFiles(client: pg.Client, dir: string, present
   for (const f of files) log(`removed what ${f} defined (the file is gone)`);
 }
 
+/** The lock_timeout of this run's migrations and SQL files (set per transaction, never on the session). */
+const lockTimeouts = new WeakMap<pg.Client, number>();
+
+/**
+ * What every transaction of the run starts with: its lock_timeout, and no statement_timeout (a role default, as
+ * Supabase sets some, must not cut a long backfill short). SET LOCAL: through a transaction-mode pooler a
+ * session SET would stay behind on a server connection that other clients get next.
+ */
+function transactionSettings(client: pg.Client, lockTimeoutMs = lockTimeouts.get(client) ?? DEFAULT_LOCK_TIMEOUT_MS): string {
+  return `SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}; SET LOCAL statement_timeout = 0`;
+}
+
 function errorCode(err: unknown): string | undefined {
   return (err as { code?: string } | null)?.code;
 }
@@ -321,7 +341,7 @@ async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (lin
       let current = changed[0] ?? { name: relative(dir), sum: '', text: '' };
       try {
         // as pg_dump does: files may then reference functions of files that sort after them
-        await client.query('SET LOCAL check_function_bodies = off');
+        await client.query(`SET LOCAL check_function_bodies = off; ${transactionSettings(client)}`);
         await dropObjectsOfRemovedFiles(client, dir, present, log);
         for (const f of changed) {
           current = f;
@@ -377,6 +397,20 @@ async function recordStep(
   );
 }
 
+/** `fn` in a transaction of its own that starts with the run's settings and the given lock_timeout. */
+async function inTransaction<T>(client: pg.Client, lockTimeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    await client.query(transactionSettings(client, lockTimeoutMs));
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** One step: an index build first drops an invalid leftover; a repeat step runs until it returns NULL. */
 async function runDeferredStep(client: pg.Client, step: DeferredStepRow, log: (line: string) => void): Promise<void> {
   if (step.index_name) {
@@ -391,14 +425,21 @@ async function runDeferredStep(client: pg.Client, step: DeferredStepRow, log: (l
       await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${found.name}`);
     }
   }
-  if (!step.repeat) {
+  if (step.index_name) {
+    // CREATE INDEX CONCURRENTLY runs outside any transaction block; it takes no lock writers queue behind
     await client.query(step.statement);
+    return;
+  }
+  if (!step.repeat) {
+    await inTransaction(client, DEFERRED_LOCK_TIMEOUT_MS, () => client.query(step.statement));
     return;
   }
   let cursor = step.cursor;
   const takesCursor = /\$1\b/.test(step.statement);
   for (;;) {
-    const { rows } = await client.query<Record<string, string | null>>(step.statement, takesCursor ? [cursor] : []);
+    const { rows } = await inTransaction(client, DEFERRED_LOCK_TIMEOUT_MS, () =>
+      client.query<Record<string, string | null>>(step.statement, takesCursor ? [cursor] : []),
+    );
     const next = rows[0] ? Object.values(rows[0])[0] ?? null : null;
     if (next === null) return;
     cursor = next;
@@ -419,7 +460,6 @@ async function runDeferredSteps(client: pg.Client, log: (line: string) => void):
   const done: string[] = [];
   const warnings: string[] = [];
   if (steps.length === 0) return { done, warnings };
-  await client.query(`SET lock_timeout = ${DEFERRED_LOCK_TIMEOUT_MS}`);
   for (const step of steps) {
     log(`running deferred step: ${step.description}`);
     try {
@@ -448,14 +488,17 @@ async function runDeferredSteps(client: pg.Client, log: (line: string) => void):
  * Wraps the client handed to node-pg-migrate so that a failing statement can be traced back to its
  * migration file and line.
  */
-function tracingClient(client: pg.Client): { client: pg.Client; lastQuery: () => string } {
+function tracingClient(client: pg.Client, settings: string): { client: pg.Client; lastQuery: () => string } {
   let last = '';
   const proxy = new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === 'query') {
-        return (config: string | { text: string }, ...rest: unknown[]) => {
+        return async (config: string | { text: string }, ...rest: unknown[]) => {
           last = typeof config === 'string' ? config : config.text;
-          return (target.query as (...a: unknown[]) => unknown)(config, ...rest);
+          const result = await (target.query as (...a: unknown[]) => Promise<unknown>)(config, ...rest);
+          // each migration's transaction gets the run's settings (SET LOCAL: nothing is left on a pooled session)
+          if (/^\s*BEGIN\s*;?\s*$/i.test(last)) await target.query(settings);
+          return result;
         };
       }
       const value = Reflect.get(target, prop, receiver) as unknown;
@@ -515,7 +558,7 @@ async function runMigrationsOnce(
   count: number | undefined,
   log: (line: string) => void,
 ): Promise<string[]> {
-  const traced = tracingClient(client);
+  const traced = tracingClient(client, transactionSettings(client));
   let current: string | undefined;
   const sink = (msg: string): void => {
     const m = /^### MIGRATION (.+) \((UP|DOWN)\) ###$/.exec(msg);
@@ -545,28 +588,68 @@ async function runMigrationsOnce(
   }
 }
 
+/** Takes the migrate lease, or says it is taken; the lease table is created first when missing. */
+async function tryLease(client: pg.Client, holder: string): Promise<boolean> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATE_LOCK_KEY]);
+    await client.query(`
+      CREATE SCHEMA IF NOT EXISTS neotoma_ops;
+      CREATE TABLE IF NOT EXISTS neotoma_ops.migrate_lock (
+        singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+        holder      text        NOT NULL,
+        acquired_at timestamptz NOT NULL DEFAULT now(),
+        expires_at  timestamptz NOT NULL
+      );
+      ALTER TABLE neotoma_ops.migrate_lock ENABLE ROW LEVEL SECURITY;`);
+    const { rows } = await client.query<{ holder: string }>(
+      `INSERT INTO neotoma_ops.migrate_lock AS l (holder, expires_at) VALUES ($1, now() + make_interval(secs => $2))
+       ON CONFLICT (singleton) DO UPDATE SET holder = EXCLUDED.holder, acquired_at = now(), expires_at = EXCLUDED.expires_at
+        WHERE l.expires_at < now() OR l.holder = EXCLUDED.holder
+       RETURNING holder`,
+      [holder, LEASE_SECONDS],
+    );
+    await client.query('COMMIT');
+    return rows.length === 1;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 async function withMigrateLock<T>(databaseUrl: string, options: MigrateOptions, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const log = options.log ?? (() => undefined);
   const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate' });
+  const holder = `${os.hostname()}:${process.pid}:${randomUUID()}`;
+  let renewer: pg.Client | undefined;
+  let timer: NodeJS.Timeout | undefined;
   try {
     await preflight(client);
-    // Polled, not waited for inside a statement: a session blocked in pg_advisory_lock() would hold a snapshot
-    // that the other run's CREATE INDEX CONCURRENTLY must wait for (a deadlock).
-    for (let waited = false; ; waited = true) {
-      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [MIGRATE_LOCK_KEY]);
-      if (rows[0]?.ok) break;
-      if (!waited) (options.log ?? (() => undefined))('waiting for another `neotoma-ops migrate` to finish');
-      await sleep(200);
+    lockTimeouts.set(client, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+    for (let waited = false; !(await tryLease(client, holder)); waited = true) {
+      if (!waited) {
+        log('waiting for another `neotoma-ops migrate` to finish (its lease is the row of neotoma_ops.migrate_lock; ' +
+          `the lease of a run that was killed expires ${LEASE_SECONDS} s after its last renewal)`);
+      }
+      await sleep(500);
     }
+    // renewed from a second connection: the first may be busy for minutes building an index
+    renewer = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate lease' });
+    renewer.on('error', () => undefined);
+    const r = renewer;
+    timer = setInterval(() => {
+      r.query(`UPDATE neotoma_ops.migrate_lock SET expires_at = now() + make_interval(secs => $2) WHERE holder = $1`,
+        [holder, LEASE_SECONDS]).catch(() => undefined);
+    }, LEASE_RENEW_MS);
     try {
-      // a role default (Supabase sets some) must not cut a long backfill or index build short
-      await client.query(`SET statement_timeout = 0`);
-      await client.query(`SET lock_timeout = ${Math.max(1, Math.trunc(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS))}`);
       await ensureBookkeeping(client);
       return await fn(client);
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATE_LOCK_KEY]).catch(() => undefined);
+      clearInterval(timer);
+      await client.query('DELETE FROM neotoma_ops.migrate_lock WHERE holder = $1', [holder]).catch(() => undefined);
     }
   } finally {
+    await renewer?.end().catch(() => undefined);
     await client.end().catch(() => undefined);
   }
 }

@@ -7,18 +7,16 @@
 //   2. due → stored latency of one idle worker woken by NOTIFY (poll interval 60 s, so only NOTIFY can wake it);
 //   3. peak RSS of `neotoma-ops worker --once` storing one 100 MiB payload to the fs backend.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { makeWorkerUtils, run as runGraphile } from 'graphile-worker';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { LocalCluster } = await import(path.join(root, 'dist', 'db', 'cluster.js'));
+const { root, sha, sleep, database, enqueue, dueToStoredLatency } = await import('../lib/upload-fixtures.mjs');
 const { migrateUp } = await import(path.join(root, 'dist', 'migrate.js'));
 const { UploadWorker } = await import(path.join(root, 'dist', 'worker', 'worker.js'));
 
@@ -31,36 +29,6 @@ const SAMPLES = Number(values.samples);
 const ONLY = values.only;
 if (ONLY !== undefined && ONLY !== 'throughput' && ONLY !== 'ours') throw new Error('--only takes throughput or ours');
 const quiet = () => undefined;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const sha = (b) => createHash('sha256').update(b).digest('hex');
-
-async function database() {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, destroy: async () => undefined };
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-bench-'));
-  await chmod(dir, 0o755);
-  const cluster = new LocalCluster(path.join(dir, 'cluster'));
-  await cluster.init({ database: 'neotoma', fast: true });
-  const url = await cluster.start();
-  return { url, destroy: async () => { await cluster.destroy(); await rm(dir, { recursive: true, force: true }); } };
-}
-
-/** n due jobs with small payloads. */
-async function enqueue(c, n, size = 100) {
-  const user = randomUUID();
-  for (let i = 0; i < n; i += 500) {
-    const contents = Array.from({ length: Math.min(500, n - i) }, () => randomBytes(size));
-    const hashes = contents.map(sha);
-    const { rows } = await c.query(
-      `INSERT INTO public.sources (user_id, content_hash, mime_type, storage_url, file_size, storage_status)
-       SELECT $1::uuid, h, 'application/octet-stream', $1::text || '/' || h, $3, 'pending' FROM unnest($2::text[]) AS h
-       RETURNING id, content_hash`,
-      [user, hashes, size],
-    );
-    const id = new Map(rows.map((r) => [r.content_hash, r.id]));
-    await c.query('SELECT public.enqueue_upload(s, b) FROM unnest($1::uuid[], $2::bytea[]) AS t(s, b)', [hashes.map((h) => id.get(h)), contents]);
-  }
-  await c.query(`UPDATE public.upload_queue SET next_retry_at = now() WHERE status = 'pending'`);
-}
 
 const noop = { backend: 'noop', put: async () => undefined };
 
@@ -142,49 +110,11 @@ async function graphileThroughput(url, c, runners = 1) {
   return { ms, perSec: (JOBS / ms) * 1000 };
 }
 
-/** One idle worker (poll 60 s); each sample makes one job due and NOTIFYs in the same transaction. */
-async function latency(url, c) {
-  await c.query('DELETE FROM public.upload_queue');
-  const stored = new Map();
-  const storage = { backend: 'noop', put: async (r) => { stored.set(r.key, performance.now()); } };
-  const lines = [];
-  const worker = new UploadWorker({ databaseUrl: url, storage, concurrency: 4, pollIntervalMs: 60_000, leaseSeconds: 60, workerId: 'latency', log: (l) => lines.push(l) });
-  const running = worker.run();
-  while (!lines.some((l) => l.includes('listening on upload_queue'))) await sleep(5);
-  await sleep(200);
-  const samples = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    await enqueueOneNotDue(c);
-    const { rows } = await c.query(`SELECT storage_path FROM public.upload_queue WHERE status = 'pending'`);
-    const key = rows[0].storage_path;
-    const t0 = performance.now();
-    await c.query(`BEGIN; UPDATE public.upload_queue SET next_retry_at = now() WHERE status = 'pending'; NOTIFY upload_queue, '{"event":"due"}'; COMMIT`);
-    while (!stored.has(key)) await sleep(0.2);
-    samples.push(stored.get(key) - t0);
-    while (true) {
-      const { rows: r } = await c.query(`SELECT count(*)::int AS n FROM public.upload_queue WHERE status <> 'completed'`);
-      if (r[0].n === 0) break;
-      await sleep(1);
-    }
-    await sleep(20);
-  }
-  worker.stop();
-  await running;
-  samples.sort((a, b) => a - b);
-  const q = (p) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
-  return { p50: q(0.5), p99: q(0.99), max: samples.at(-1) };
-}
-
-async function enqueueOneNotDue(c) {
-  const b = randomBytes(100);
-  const h = sha(b);
-  const u = randomUUID();
-  const { rows } = await c.query(
-    `INSERT INTO public.sources (user_id, content_hash, mime_type, storage_url, file_size, storage_status)
-     VALUES ($1::uuid, $2, 'application/octet-stream', $1::text || '/' || $2, 100, 'pending') RETURNING id`,
-    [u, h],
-  );
-  await c.query('SELECT public.enqueue_upload($1, $2)', [rows[0].id, b]);
+/** One idle worker (poll 60 s, so only NOTIFY can wake it). */
+function latency(url, c) {
+  return dueToStoredLatency(c, SAMPLES, (storage, log) =>
+    new UploadWorker({ databaseUrl: url, storage, concurrency: 4, pollIntervalMs: 60_000, leaseSeconds: 60, workerId: 'latency', log }),
+  'listening on upload_queue');
 }
 
 async function peakRss(url, c) {

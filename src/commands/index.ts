@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { connect } from '../db/connect.js';
 import { OperationalError } from '../errors.js';
@@ -22,60 +21,58 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
-export async function statusCommand(url: string, args: string[], print: Print): Promise<void> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+export async function statusCommand(url: string, options: { json?: boolean }, print: Print): Promise<void> {
   const s = await withClient(url, collectStatus);
-  print(values.json ? JSON.stringify(s, null, 2) : renderStatus(s));
+  print(options.json ? JSON.stringify(s, null, 2) : renderStatus(s));
 }
 
-export async function usageCommand(url: string, args: string[], print: Print): Promise<void> {
-  const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, allowPositionals: true });
-  const userId = requireUuid(positionals[0], 'usage <user-id>');
+export async function usageCommand(url: string, user: string, options: { json?: boolean }, print: Print): Promise<void> {
+  const userId = requireUuid(user, 'usage <user-id>');
   const u = await withClient(url, (c) => collectUsage(c, userId));
-  print(values.json ? JSON.stringify(u, null, 2) : renderUsage(u));
+  print(options.json ? JSON.stringify(u, null, 2) : renderUsage(u));
 }
 
-export async function requeueCommand(url: string, args: string[], print: Print): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { 'all-failed': { type: 'boolean', default: false }, since: { type: 'string' } },
-    allowPositionals: true,
-  });
-  if (values['all-failed']) {
+export async function requeueCommand(
+  url: string,
+  job: string | undefined,
+  options: { allFailed?: boolean; since?: string },
+  print: Print,
+): Promise<void> {
+  if (options.allFailed) {
+    if (job !== undefined) throw new OperationalError('requeue: give either a job id or --all-failed, not both.');
     let since: Date | undefined;
-    if (values.since !== undefined) {
-      since = new Date(values.since);
+    if (options.since !== undefined) {
+      since = new Date(options.since);
       if (Number.isNaN(since.getTime())) {
-        throw new OperationalError(`--since must be a date or timestamp such as 2026-11-01 or 2026-11-01T12:00Z, got "${values.since}".`);
+        throw new OperationalError(`--since must be a date or timestamp such as 2026-11-01 or 2026-11-01T12:00Z, got "${options.since}".`);
       }
     }
     const ids = await withClient(url, (c) => requeueAllFailed(c, since));
     print(ids.length ? `Requeued ${ids.length} failed job(s):\n${ids.map((i) => `  ${i}`).join('\n')}` : 'No failed jobs to requeue.');
     return;
   }
-  if (values.since !== undefined) throw new OperationalError('--since goes with --all-failed.');
-  const jobId = requireUuid(positionals[0], 'requeue <job-id>');
+  if (options.since !== undefined) throw new OperationalError('--since goes with --all-failed.');
+  if (job === undefined) {
+    throw new OperationalError('requeue needs the id of a failed upload job, or --all-failed [--since DATE] for every failed job.');
+  }
+  const jobId = requireUuid(job, 'requeue <job-id>');
   await withClient(url, (c) => requeueJob(c, jobId));
   print(`Requeued upload job ${jobId}: it is due now and its retry count starts again.`);
 }
 
-export async function planCommand(url: string, args: string[], print: Print): Promise<void> {
-  const { positionals } = parseArgs({ args, allowPositionals: true });
-  const userId = requireUuid(positionals[0], 'plan <user-id>');
-  const planId = positionals[1];
-  if (!planId) throw new OperationalError('plan <user-id> <plan>: name the plan, e.g. free, pro or enterprise.');
+export async function planCommand(url: string, user: string, planId: string, print: Print): Promise<void> {
+  const userId = requireUuid(user, 'plan <user-id>');
   await withClient(url, (c) => c.query('SELECT public.set_user_plan($1, $2)', [userId, planId]));
   const u = await withClient(url, (c) => collectUsage(c, userId));
   print(`User ${userId} is now on plan ${planId}.\n${renderUsage(u)}`);
 }
 
 /** Read-only fitness report of the database; returns false when a check found a problem (exit 1). */
-export async function doctorCommand(url: string, args: string[], print: Print): Promise<boolean> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+export async function doctorCommand(url: string, options: { json?: boolean }, print: Print): Promise<boolean> {
   const c = await connect(url, { applicationName: 'neotoma-ops doctor' });
   try {
     const r = await collectDoctor(c);
-    print(values.json ? JSON.stringify(r, null, 2) : renderDoctor(r));
+    print(options.json ? JSON.stringify(r, null, 2) : renderDoctor(r));
     return r.ok;
   } finally {
     await c.end();

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -59,6 +59,11 @@ export class LocalCluster {
 
   async stop(): Promise<void> {
     await script('pg-cluster.sh', ['stop', this.dir]);
+  }
+
+  /** stop() for a process about to exit (a signal handler): blocks until PostgreSQL has stopped. */
+  stopSync(): void {
+    execFileSync('bash', [path.join(scriptsDir, 'pg-cluster.sh'), 'stop', this.dir], { stdio: 'ignore', timeout: 60_000 });
   }
 
   async destroy(): Promise<void> {

@@ -71,15 +71,20 @@ export function registerOpsMetrics(registry: client.Registry, db: pg.Pool): void
       storage_used_bytes: ['plan'],
       storage_users: ['plan'],
       storage_users_at_or_over_ratio: ['ratio', 'resource'],
-      cron_job_last_success_age_seconds: ['job'],
-      cron_job_failures_total: ['job'],
-      cron_job_healthy: ['job'],
+      cron_job_last_success_age_seconds: ['cron_job'],
+      cron_job_failures_total: ['cron_job'],
+      cron_job_healthy: ['cron_job'],
     })[name] ?? [];
+  // ops_metrics() names the pg_cron job `job`, a label Prometheus gives every scrape target: exported as cron_job
+  const exported = (labels: Record<string, string>): Record<string, string> =>
+    Object.fromEntries(Object.entries(labels).map(([k, v]) => [k === 'job' ? 'cron_job' : k, v]));
 
   for (const [name, help] of Object.entries(OPS_METRIC_HELP)) {
-    const labelNames = labelsOf(name);
+    // every worker serves the same database-wide values: labelled scope="database", aggregated with max(), never
+    // sum(), across scraped workers (docs/metrics.md)
+    const labelNames = [...labelsOf(name), 'scope'];
     const fill = async (set: (labels: Record<string, string>, value: number) => void): Promise<void> => {
-      for (const r of await rows()) if (r.metric === name) set(r.labels, r.value);
+      for (const r of await rows()) if (r.metric === name) set({ ...exported(r.labels), scope: 'database' }, r.value);
     };
     if (name.endsWith('_total')) {
       new client.Counter({
@@ -107,15 +112,40 @@ export function registerOpsMetrics(registry: client.Registry, db: pg.Pool): void
   }
 }
 
-/** Metrics of the upload worker process itself. */
+/** Metrics of the upload worker process itself (summed across workers), and the process_* / nodejs_* defaults. */
 export interface WorkerMetrics {
   uploadSeconds: client.Histogram<'outcome'>;
   uploadsSucceeded: client.Counter;
   uploadsFailed: client.Counter<'retryable'>;
+  /** Reads the worker's health at each scrape (see UploadWorker.health()). */
+  setHealth(read: () => { healthy: boolean; last_claim_age_seconds: number | null } | undefined): void;
 }
 
 export function registerWorkerMetrics(registry: client.Registry): WorkerMetrics {
+  client.collectDefaultMetrics({ register: registry });
+  let read: (() => { healthy: boolean; last_claim_age_seconds: number | null } | undefined) | undefined;
+  new client.Gauge({
+    name: `${PREFIX}worker_healthy`,
+    help: '1 when this worker claims and listens as it should (its /healthz would say ok for the worker), else 0.',
+    registers: [registry],
+    collect() {
+      const h = read?.();
+      if (h) this.set(h.healthy ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: `${PREFIX}worker_last_claim_age_seconds`,
+    help: 'Seconds since a claim of this worker last got an answer from the database (-1: never).',
+    registers: [registry],
+    collect() {
+      const h = read?.();
+      if (h) this.set(h.last_claim_age_seconds ?? -1);
+    },
+  });
   return {
+    setHealth(r) {
+      read = r;
+    },
     uploadSeconds: new client.Histogram({
       name: `${PREFIX}worker_upload_duration_seconds`,
       help: 'Time to store one upload job in storage, by outcome.',

@@ -1,11 +1,14 @@
 import http from 'node:http';
 import type pg from 'pg';
 import client from 'prom-client';
+import type { WorkerHealth } from '../worker/worker.js';
 
 export interface HealthReport {
   status: 'ok' | 'unhealthy';
   reasons: string[];
   jobs: Array<{ job: string; healthy: boolean; reason: string | null }>;
+  /** The serving worker's own state, when a worker serves the endpoint. */
+  worker?: WorkerHealth;
 }
 
 /** Database reachable and every pg_cron job of the project healthy (public.cron_job_health()). */
@@ -27,6 +30,8 @@ export interface MetricsServerOptions {
   registry: client.Registry;
   host?: string;
   port?: number;
+  /** The worker's own health, added to /healthz (503 when it is not healthy). */
+  worker?: () => WorkerHealth | undefined;
 }
 
 /** Serves GET /metrics (Prometheus text) and GET /healthz (200 or 503 with JSON reasons). */
@@ -46,9 +51,13 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       return;
     }
     if (path === '/healthz') {
-      void checkHealth(db).then((h) =>
-        res.writeHead(h.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h)),
-      );
+      void checkHealth(db).then((h) => {
+        const w = options.worker?.();
+        const report: HealthReport = w
+          ? { ...h, status: h.status === 'ok' && w.healthy ? 'ok' : 'unhealthy', reasons: [...w.reasons.map((r) => `worker: ${r}`), ...h.reasons], worker: w }
+          : h;
+        res.writeHead(report.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(report));
+      });
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');

@@ -1,16 +1,21 @@
-import { parseArgs } from 'node:util';
+import type { Log } from '../log.js';
 import { OperationalError } from '../errors.js';
 import { createStorageFromEnv } from '../storage/index.js';
 import type { StorageAdapter } from '../storage/types.js';
-import { positiveInteger, workerSettingsFromEnv } from './config.js';
+import { workerSettingsFromEnv } from './config.js';
 import { startWorkerMetrics } from './metrics.js';
 import { UploadWorker, type UploadOutcome, type WorkerStats } from './worker.js';
 
 export interface RunWorkerOptions {
   databaseUrl: string;
-  args?: string[];
+  /** Drain what is due now, then return. */
+  once?: boolean;
+  /** Uploads at once (default WORKER_CONCURRENCY or 4). */
+  concurrency?: number;
+  /** Recorded on claimed jobs (default {hostname}-{pid}). */
+  workerId?: string;
   env?: Record<string, string | undefined>;
-  log?: (line: string) => void;
+  log?: Log;
   /** Storage to use instead of the one STORAGE_BACKEND describes. */
   storage?: StorageAdapter;
   /** Resolves when the worker should stop (default: the first SIGINT or SIGTERM). */
@@ -35,23 +40,14 @@ function firstSignal(log: (line: string) => void): Promise<NodeJS.Signals> {
   });
 }
 
-/** `neotoma-ops worker [--once] [--concurrency N] [--worker-id ID]`, settings from the environment. */
+/** `neotoma-ops worker [--once] [--concurrency N] [--worker-id ID]`, other settings from the environment. */
 export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats> {
   const env = options.env ?? process.env;
   const log = options.log ?? ((line: string) => console.log(line));
-  const { values } = parseArgs({
-    args: options.args ?? [],
-    options: {
-      once: { type: 'boolean', default: false },
-      concurrency: { type: 'string' },
-      'worker-id': { type: 'string' },
-    },
-    allowPositionals: false,
-  });
   const settings = workerSettingsFromEnv(env);
-  const concurrency = positiveInteger(values.concurrency, '--concurrency') ?? settings.concurrency;
-  const workerId = values['worker-id']?.trim();
-  if (values['worker-id'] !== undefined && !workerId) throw new OperationalError('--worker-id must not be empty.');
+  const concurrency = options.concurrency ?? settings.concurrency;
+  const workerId = options.workerId?.trim();
+  if (options.workerId !== undefined && !workerId) throw new OperationalError('--worker-id must not be empty.');
   const storage = options.storage ?? createStorageFromEnv(env);
   const metrics = await startWorkerMetrics(options.databaseUrl, env, log);
   let worker: UploadWorker;
@@ -61,7 +57,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     concurrency,
     databaseUrl: options.databaseUrl,
     storage,
-    once: values.once ?? false,
+    once: options.once ?? false,
     log,
     ...(workerId ? { workerId } : {}),
     ...(metrics ? { onOutcome: (o: UploadOutcome, s: number) => metrics.onOutcome(o, s) } : {}),
@@ -70,6 +66,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     await metrics?.close();
     throw err;
   }
+  metrics?.setWorker(() => worker.health());
   const stop = options.stopSignal ?? firstSignal(log);
   void stop.then(() => worker.stop());
   try {

@@ -4,10 +4,12 @@ import { createPool } from '../db/connect.js';
 import { OperationalError } from '../errors.js';
 import { registerOpsMetrics, registerWorkerMetrics } from '../metrics/registry.js';
 import { startMetricsServer } from '../metrics/server.js';
-import type { UploadOutcome } from './worker.js';
+import type { UploadOutcome, WorkerHealth } from './worker.js';
 
 export interface WorkerMetricsEndpoint {
   onOutcome(outcome: UploadOutcome, seconds: number): void;
+  /** Where /healthz reads the worker's own state. */
+  setWorker(health: () => WorkerHealth): void;
   close(): Promise<void>;
 }
 
@@ -35,8 +37,9 @@ export async function startWorkerMetrics(
   registerOpsMetrics(registry, pool);
   const m = registerWorkerMetrics(registry);
   let server: http.Server;
+  let workerHealth: (() => WorkerHealth) | undefined;
   try {
-    server = await startMetricsServer({ db: pool, registry, host, port });
+    server = await startMetricsServer({ db: pool, registry, host, port, worker: () => workerHealth?.() });
   } catch (err) {
     await pool.end().catch(() => undefined);
     const code = (err as { code?: string }).code;
@@ -51,6 +54,10 @@ export async function startWorkerMetrics(
       if (outcome === 'stored') m.uploadsSucceeded.inc();
       else if (outcome === 'retryable' || outcome === 'released') m.uploadsFailed.inc({ retryable: 'true' });
       else if (outcome === 'permanent') m.uploadsFailed.inc({ retryable: 'false' });
+    },
+    setWorker(health) {
+      workerHealth = health;
+      m.setHealth(health);
     },
     async close() {
       server.closeAllConnections();

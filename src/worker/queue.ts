@@ -32,9 +32,9 @@ function interval(seconds: number): string {
 /** Typed calls of the queue functions (design §4.3). Stale tokens come back as null / false, never as errors. */
 export const queue = {
   async claim(db: Db, workerId: string, limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
+    // unnamed statements only: a named one lives on one server session, which a transaction-mode pooler does not
+    // keep for us (the functions' own plans are cached inside the database either way)
     const { rows } = await db.query<ClaimedJob>({
-      // named: prepared once per connection, as it runs for every batch
-      name: 'neotoma_claim_upload_jobs',
       text: `SELECT job_id, lease_token, source_id, user_id, bucket, storage_path, content_hash, byte_size, mime_type,
                     retry_count, locked_until, content
                FROM public.claim_upload_jobs_with_content($1, $2, $3::interval, $4, $5)`,
@@ -91,7 +91,6 @@ export const queue = {
   /** Completes several jobs in one transaction, each fenced by its own token; one flag per job, in order. */
   async completeMany(db: Db, jobs: readonly { jobId: string; token: string; storageUrl: string | null }[]): Promise<boolean[]> {
     const { rows } = await db.query<{ completed: boolean }>({
-      name: 'neotoma_complete_upload_jobs',
       text: 'SELECT completed FROM public.complete_upload_jobs($1::uuid[], $2::uuid[], $3::text[])',
       values: [jobs.map((j) => j.jobId), jobs.map((j) => j.token), jobs.map((j) => j.storageUrl)],
     });

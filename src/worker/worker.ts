@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
 import { connect, createPool } from '../db/connect.js';
 import { OperationalError } from '../errors.js';
+import type { Fields, Level, Log } from '../log.js';
 import { toStorageError } from '../storage/classify.js';
 import { StorageError, type StorageAdapter } from '../storage/types.js';
 import { Backoff, sleep } from './backoff.js';
@@ -38,8 +39,28 @@ export interface WorkerOptions {
   once?: boolean;
   /** Called once per claimed job with how it ended and how long it took (for metrics). */
   onOutcome?: (outcome: UploadOutcome, seconds: number) => void;
-  log?: (line: string) => void;
+  log?: Log;
 }
+
+/** What `/healthz` says about this worker (see `UploadWorker.health()`). */
+export interface WorkerHealth {
+  healthy: boolean;
+  reasons: string[];
+  /** Seconds since a claim last got an answer from the database (0 jobs included); null: never. */
+  last_claim_age_seconds: number | null;
+  consecutive_claim_failures: number;
+  last_error: string | null;
+  /** `listening`, `polling (…)` when notifications cannot arrive (a transaction-mode pooler), or `reconnecting since …`. */
+  notifications: string;
+}
+
+/** How long the notification connection may stay down, or the claim loop stay still, before /healthz says 503. */
+const HEALTH_GRACE_MS = 60_000;
+/** Claim attempts in a row that may fail before /healthz says 503. */
+const CLAIM_FAILURES_UNHEALTHY = 3;
+/** A notification this worker sends itself must come back within this time, or notifications do not arrive. */
+const PROBE_TIMEOUT_MS = 3000;
+const PROBE_EVERY_MS = 60_000;
 
 export interface WorkerStats {
   claimed: number;
@@ -108,7 +129,7 @@ export class UploadWorker {
   private readonly uploadTimeoutMs: number;
   private readonly shutdownGraceMs: number;
   private readonly once: boolean;
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private readonly onOutcome: ((outcome: UploadOutcome, seconds: number) => void) | undefined;
   private readonly pool: pg.Pool;
   private readonly completions: CompletionBatcher;
@@ -121,6 +142,16 @@ export class UploadWorker {
   private wakeFlag = false;
   private wakeWaiter: (() => void) | undefined;
   private listener: pg.Client | undefined;
+  private readonly startedAt = Date.now();
+  private lastClaimAt: number | undefined;
+  private lastLoopAt = Date.now();
+  private claimFailures = 0;
+  private lastError: string | null = null;
+  private notifications: { state: 'starting' | 'listening' | 'polling' | 'reconnecting'; since: number } = {
+    state: 'starting',
+    since: Date.now(),
+  };
+  private probeWaiter: { nonce: string; resolve: () => void } | undefined;
 
   constructor(options: WorkerOptions) {
     this.databaseUrl = options.databaseUrl;
@@ -136,6 +167,38 @@ export class UploadWorker {
     this.onOutcome = options.onOutcome;
     this.pool = createPool(this.databaseUrl, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
     this.completions = new CompletionBatcher(this.pool, options.completionBatchSize ?? 64);
+  }
+
+  /**
+   * Whether this worker is doing its job: its claims reach the database (fewer than 3 failures in a row), its
+   * claim loop is not stuck, and its notification connection is not down for more than a minute (a worker
+   * behind a transaction-mode pooler, where notifications cannot arrive, polls instead and is healthy).
+   */
+  health(now = Date.now()): WorkerHealth {
+    const reasons: string[] = [];
+    if (this.claimFailures >= CLAIM_FAILURES_UNHEALTHY) {
+      reasons.push(`cannot claim upload jobs: ${this.claimFailures} attempts failed in a row (${this.lastError ?? 'unknown error'})`);
+    }
+    const still = now - this.lastLoopAt;
+    if (!this.stopping && still > Math.max(HEALTH_GRACE_MS, 3 * this.pollIntervalMs)) {
+      reasons.push(`the claim loop has not run for ${Math.round(still / 1000)} s`);
+    }
+    const n = this.notifications;
+    if (n.state === 'reconnecting' && now - n.since > HEALTH_GRACE_MS) {
+      reasons.push(`the notification connection has been down for ${Math.round((now - n.since) / 1000)} s`);
+    }
+    const notifications =
+      n.state === 'polling' ? `polling every ${this.pollIntervalMs} ms (notifications do not arrive on this connection)`
+        : n.state === 'reconnecting' ? `reconnecting since ${new Date(n.since).toISOString()}`
+          : n.state;
+    return {
+      healthy: reasons.length === 0,
+      reasons,
+      last_claim_age_seconds: this.lastClaimAt === undefined ? null : Math.round((now - this.lastClaimAt) / 100) / 10,
+      consecutive_claim_failures: this.claimFailures,
+      last_error: this.lastError,
+      notifications,
+    };
   }
 
   /** Asks the worker to stop (idempotent); `run()` resolves once in-flight work is settled. */
@@ -159,6 +222,7 @@ export class UploadWorker {
     let dbDown = false;
     try {
       while (!this.stopping) {
+        this.lastLoopAt = Date.now();
         // A slot frees when its upload ends, so claiming overlaps the recording of completions (which go in
         // batches). Claiming pauses while a full completion batch is still waiting to be recorded.
         const free = this.finishing.size >= this.completions.maxBatch ? 0 : this.concurrency - this.inFlight.size;
@@ -169,10 +233,14 @@ export class UploadWorker {
             if (dbDown) this.say('database reachable again');
             dbDown = false;
             backoff.reset();
+            this.lastClaimAt = Date.now();
+            this.claimFailures = 0;
             claimed = jobs.length;
             this.stats.claimed += claimed;
             for (const job of jobs) this.launch(job);
           } catch (err) {
+            this.claimFailures += 1;
+            this.lastError = describe(err);
             if (isFinalDatabaseAnswer(err)) {
               throw new OperationalError(
                 `cannot claim upload jobs: ${describe(err)}. Is the database migrated? Run "neotoma-ops migrate up" ` +
@@ -180,7 +248,7 @@ export class UploadWorker {
                 { cause: err },
               );
             }
-            if (!dbDown) this.say(`cannot claim: ${describe(err)}; retrying with backoff`);
+            if (!dbDown) this.say(`cannot claim: ${describe(err)}; retrying with backoff`, { error: describe(err) }, 'warn');
             dbDown = true;
             if (this.once && backoff.failures >= 8) throw new Error(`database unavailable: ${describe(err)}`, { cause: err });
             await sleep(backoff.next(), this.stopController.signal);
@@ -192,6 +260,11 @@ export class UploadWorker {
         await this.waitForWake(this.once ? 60_000 : this.pollIntervalMs);
       }
     } finally {
+      // also after a fatal error: no new claims, and the notification connection ends so that run() returns
+      this.stopping = true;
+      this.stopController.abort();
+      this.wake();
+      void this.listener?.end().catch(() => undefined);
       await this.shutdown();
       await listening;
       await this.pool.end().catch(() => undefined);
@@ -203,8 +276,8 @@ export class UploadWorker {
     return this.stats;
   }
 
-  private say(line: string): void {
-    this.log(`worker ${this.workerId}: ${line}`);
+  private say(line: string, fields?: Fields, level?: Level): void {
+    this.log(`worker ${this.workerId}: ${line}`, fields, level);
   }
 
   private wake(): void {
@@ -229,7 +302,32 @@ export class UploadWorker {
     });
   }
 
-  /** Keeps one LISTEN connection open, reconnecting with backoff; every notification wakes the claim loop. */
+  /**
+   * Sends a notification to itself through the pool and waits for it on the listener: behind a transaction-mode
+   * pooler the LISTEN is accepted but nothing ever arrives (the session that listened is another client's now).
+   */
+  private async probe(): Promise<boolean> {
+    const nonce = randomUUID();
+    const arrived = new Promise<void>((resolve) => (this.probeWaiter = { nonce, resolve }));
+    try {
+      await this.pool.query('SELECT pg_catalog.pg_notify($1, $2)', [
+        UPLOAD_QUEUE_CHANNEL,
+        JSON.stringify({ event: 'probe', worker: this.workerId, nonce }),
+      ]);
+    } catch {
+      this.probeWaiter = undefined;
+      return true; // the database is unreachable: not a verdict on notifications (the claim loop reports it)
+    }
+    const timedOut = sleep(PROBE_TIMEOUT_MS, this.stopController.signal).then(() => false, () => true);
+    const ok = await Promise.race([arrived.then(() => true), timedOut]);
+    this.probeWaiter = undefined;
+    return ok || this.stopping; // a probe cut short by stop() proves nothing
+  }
+
+  /**
+   * Keeps one LISTEN connection open, reconnecting with backoff; every notification wakes the claim loop. When
+   * notifications do not arrive (a transaction-mode pooler), it says so once and the worker polls.
+   */
   private async listen(): Promise<void> {
     const backoff = new Backoff(250, 15_000);
     let everListened = false;
@@ -242,28 +340,61 @@ export class UploadWorker {
           connectTimeoutMs: 5000,
         });
         const c = client;
-        const ended = new Promise<void>((resolve) => {
-          c.once('end', resolve);
-          c.once('error', () => resolve());
+        let ended = false;
+        const endedPromise = new Promise<void>((resolve) => {
+          const done = (): void => {
+            ended = true;
+            resolve();
+          };
+          c.once('end', done);
+          c.once('error', done);
         });
-        c.on('notification', () => this.wake());
+        c.on('notification', (n) => {
+          const w = this.probeWaiter;
+          if (w && n.payload?.includes(w.nonce)) w.resolve();
+          this.wake();
+        });
         await c.query(`LISTEN ${UPLOAD_QUEUE_CHANNEL}`);
         this.listener = c;
+        if (!(await this.probe())) {
+          this.notifications = { state: 'polling', since: Date.now() };
+          this.say(
+            `notifications do not arrive on this connection (a transaction-mode pooler keeps no LISTEN); ` +
+              `polling every ${this.pollIntervalMs} ms instead. Use a direct or session-mode connection for lower latency.`,
+            { poll_interval_ms: this.pollIntervalMs },
+            'warn',
+          );
+          this.listener = undefined;
+          await c.end().catch(() => undefined);
+          return;
+        }
         if (!this.stopping) {
+          this.notifications = { state: 'listening', since: Date.now() };
           this.say(everListened ? `listening on ${UPLOAD_QUEUE_CHANNEL} again` : `listening on ${UPLOAD_QUEUE_CHANNEL}`);
           everListened = true;
           failing = false;
           backoff.reset();
           this.wake(); // work may have become due while not listening
-          await ended;
+          // a probe now and then: a connection that silently stopped delivering is replaced
+          while (!this.stopping && !ended) {
+            await Promise.race([endedPromise, sleep(PROBE_EVERY_MS, this.stopController.signal).catch(() => undefined)]);
+            if (this.stopping || ended) break;
+            if (!(await this.probe())) {
+              this.say('notifications stopped arriving; reconnecting the listener', undefined, 'warn');
+              break;
+            }
+          }
         }
       } catch (err) {
-        if (!failing) this.say(`listener: ${describe(err)}; reconnecting with backoff`);
+        if (!failing) this.say(`listener: ${describe(err)}; reconnecting with backoff`, { error: describe(err) }, 'warn');
         failing = true;
       }
       this.listener = undefined;
       await client?.end().catch(() => undefined);
-      if (!this.stopping) await sleep(backoff.next(), this.stopController.signal);
+      if (!this.stopping) {
+        if (this.notifications.state !== 'reconnecting') this.notifications = { state: 'reconnecting', since: Date.now() };
+        await sleep(backoff.next(), this.stopController.signal).catch(() => undefined);
+      }
     }
   }
 
@@ -304,6 +435,18 @@ export class UploadWorker {
         await sleep(backoff.next());
       }
     }
+  }
+
+  /** The fields of an upload's log line: job, attempt (1 = the first retry), bytes, where, how long. */
+  private fields(job: ClaimedJob, startedAt: number): Fields {
+    return {
+      job_id: job.job_id,
+      attempt: job.retry_count + 1,
+      bytes: Number(job.byte_size),
+      bucket: job.bucket,
+      key: job.storage_path,
+      duration_ms: Math.round(performance.now() - startedAt),
+    };
   }
 
   private count(outcome: UploadOutcome, startedAt: number): void {
@@ -367,7 +510,7 @@ export class UploadWorker {
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
         if (reason instanceof LeaseLost) {
           this.count('lost', startedAt);
-          this.say(`job ${id}: lease lost; another worker owns it now`);
+          this.say(`job ${id}: lease lost; another worker owns it now`, this.fields(job, startedAt), 'warn');
           return;
         }
         if (reason instanceof ShuttingDown) {
@@ -375,6 +518,7 @@ export class UploadWorker {
             queue.fail(this.pool, id, token, 'worker shut down before the upload finished', true),
           );
           this.count(ok ? 'released' : 'lost', startedAt);
+          this.say(`job ${id}: released to the queue at shutdown`, this.fields(job, startedAt), 'warn');
           return;
         }
         uploadError = timeout.aborted
@@ -386,15 +530,15 @@ export class UploadWorker {
         const retryable = uploadError.retryable;
         const ok = await this.report('fail_upload_job', () => queue.fail(this.pool, id, token, uploadError.message, retryable));
         this.count(!ok ? 'lost' : retryable ? 'retryable' : 'permanent', startedAt);
-        this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`);
+        this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`,
+          { ...this.fields(job, startedAt), retryable, error: uploadError.message }, retryable ? 'warn' : 'error');
         return;
       }
       releaseSlot(); // stored: the lease stays fenced and extended until the completion is recorded
       const ok = await this.report('complete_upload_jobs', () => this.completions.complete(id, token, job.storage_path));
       this.count(ok ? 'stored' : 'lost', startedAt);
-      if (!ok) {
-        this.say(`job ${id}: stored, but the lease had passed to another worker; it will store the same object`);
-      }
+      if (ok) this.say(`job ${id}: stored`, this.fields(job, startedAt));
+      else this.say(`job ${id}: stored, but the lease had passed to another worker; it will store the same object`, this.fields(job, startedAt), 'warn');
     } finally {
       clearInterval(extender);
     }

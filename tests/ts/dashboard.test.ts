@@ -1,26 +1,78 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import client from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { OPS_METRIC_HELP, registerWorkerMetrics } from '../../src/metrics/registry.js';
 import { projectRoot } from '../../src/paths.js';
 
+const run = promisify(execFile);
+const prometheusDir = path.join(projectRoot, 'docs', 'prometheus');
+
+function knownMetrics(): Set<string> {
+  const registry = new client.Registry();
+  registerWorkerMetrics(registry);
+  return new Set([
+    ...Object.keys(OPS_METRIC_HELP).map((n) => `neotoma_${n}`),
+    ...registry.getMetricsAsArray().map((m) => m.name),
+  ]);
+}
+
+function namedMetrics(text: string): Set<string> {
+  return new Set([...text.matchAll(/\bneotoma_(?!ops\.)[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+}
+
 describe('docs', () => {
-  it('the Grafana dashboard and the metrics reference only name metrics that exist', async () => {
-    const registry = new client.Registry();
-    registerWorkerMetrics(registry);
-    const known = new Set([
-      ...Object.keys(OPS_METRIC_HELP).map((n) => `neotoma_${n}`),
-      ...registry.getMetricsAsArray().map((m) => m.name),
-    ]);
-    for (const file of ['grafana-dashboard.json', 'metrics.md']) {
+  it('the Grafana dashboard, the alert rules and the metrics reference only name metrics the worker exposes', async () => {
+    const known = knownMetrics();
+    for (const file of ['grafana-dashboard.json', 'metrics.md', 'prometheus/neotoma-ops.rules.yml']) {
       const text = await readFile(path.join(projectRoot, 'docs', file), 'utf8');
-      const named = new Set([...text.matchAll(/\bneotoma_(?!ops\.)[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+      const named = namedMetrics(text);
       expect(named.size).toBeGreaterThan(5);
       for (const name of named) expect(known, `${file} names ${name}`).toContain(name);
     }
     // and the reference documents every metric
     const reference = await readFile(path.join(projectRoot, 'docs', 'metrics.md'), 'utf8');
-    for (const name of known) expect(reference, `metrics.md lacks ${name}`).toContain(`\`${name}\``);
+    for (const name of known) {
+      if (name.startsWith('neotoma_')) expect(reference, `metrics.md lacks ${name}`).toContain(`\`${name}\``);
+    }
+  });
+
+  it('the process metrics are exposed beside the neotoma ones', () => {
+    const known = knownMetrics();
+    expect(known).toContain('process_cpu_seconds_total');
+    expect(known).toContain('process_resident_memory_bytes');
+    expect(known).toContain('nodejs_eventloop_lag_seconds');
+  });
+
+  it('database-wide series in the dashboard and the rules are aggregated with max, never summed across workers', async () => {
+    const dashboard = JSON.parse(await readFile(path.join(projectRoot, 'docs', 'grafana-dashboard.json'), 'utf8')) as {
+      panels: { targets?: { expr: string }[] }[];
+    };
+    const rules = await readFile(path.join(prometheusDir, 'neotoma-ops.rules.yml'), 'utf8');
+    const exprs = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+      ...[...rules.matchAll(/^\s+expr: (.+)$/gm)].map((m) => m[1]!),
+    ];
+    expect(exprs.length).toBeGreaterThan(15);
+    const databaseWide = new Set(Object.keys(OPS_METRIC_HELP).map((n) => `neotoma_${n}`));
+    for (const expr of exprs) {
+      // a database-wide series must be selected by scope and first reduced by max/min, never summed
+      if (![...namedMetrics(expr)].some((n) => databaseWide.has(n))) continue;
+      expect(expr, expr).toMatch(/scope="database"/);
+      expect(expr, expr).not.toMatch(/\bsum\s*\(\s*((increase|rate)\s*\()?\s*neotoma_/);
+      expect(expr, expr).toMatch(/\b(max|min)\b/);
+    }
+  });
+
+  it('the alert rules pass promtool check rules', async () => {
+    const { stdout } = await run('promtool', ['check', 'rules', 'neotoma-ops.rules.yml'], { cwd: prometheusDir });
+    expect(stdout).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('the alert rules pass their unit tests (promtool test rules)', async () => {
+    const { stdout } = await run('promtool', ['test', 'rules', 'neotoma-ops.rules.test.yml'], { cwd: prometheusDir });
+    expect(stdout).toContain('SUCCESS');
   });
 });

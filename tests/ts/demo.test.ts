@@ -18,7 +18,7 @@ describe('neotoma-ops demo (Neotoma IT-004)', () => {
   });
 
   it('runs end to end on a fresh database, exits 0 and moves every metric it promises', async () => {
-    const r = await runCli(['demo'], { DATABASE_URL: db.url, NEOTOMA_HOME: home, METRICS_PORT: 'off' });
+    const r = await runCli(['demo', '--yes'], { DATABASE_URL: db.url, NEOTOMA_HOME: home, METRICS_PORT: 'off' });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/refused, SQLSTATE PT402: Storage quota exceeded: 40\.0 KiB of 64\.0 KiB used on plan free; this upload needs 30\.0 KiB/);

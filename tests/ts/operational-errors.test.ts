@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
+import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,7 +96,12 @@ describe('pg_cron not preloaded', () => {
 
 describe('missing apt packages without root', () => {
   it('prints the exact install command and exits 2', async () => {
-    const script = path.join(projectRoot, 'scripts', 'ensure-postgres.sh');
+    // a copy the unprivileged user can read, wherever the project lives (root's home is 0700)
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-ensure-'));
+    await chmod(dir, 0o755);
+    const script = path.join(dir, 'ensure-postgres.sh');
+    await copyFile(path.join(projectRoot, 'scripts', 'ensure-postgres.sh'), script);
+    await chmod(script, 0o644);
     const env = { ...process.env, NEOTOMA_PG_PACKAGES: 'postgresql-15 neotoma-no-such-package' };
     // as root, drop to an unprivileged user so that the script cannot install
     const [cmd, args] =
@@ -106,5 +113,6 @@ describe('missing apt packages without root', () => {
     expect(err?.code).toBe(2);
     expect(err?.stderr).toMatch(/missing: neotoma-no-such-package\./);
     expect(err?.stderr).toMatch(/sudo apt-get update && sudo apt-get install -y neotoma-no-such-package/);
+    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -103,6 +103,16 @@ describe('monitoring after a scripted scenario', () => {
     expect(sample('neotoma_upload_queue_jobs', { status: 'failed' })).toBe(1);
     expect(family('neotoma_worker_upload_duration_seconds')?.type).toBe('HISTOGRAM');
     expect(sample('neotoma_worker_uploads_succeeded_total')).toBe(1);
+    // database-wide values say so (aggregate them with max(), not sum()); worker values do not
+    expect(family('neotoma_upload_queue_jobs')?.metrics.every((m) => m.labels?.scope === 'database')).toBe(true);
+    expect(family('neotoma_worker_uploads_succeeded_total')?.metrics.every((m) => m.labels?.scope === undefined)).toBe(true);
+    // the pg_cron job is `cron_job`: Prometheus gives `job` to every scrape target
+    const cron = family('neotoma_cron_job_healthy')?.metrics ?? [];
+    expect(cron.map((m) => m.labels?.cron_job).sort()).toEqual([...JOBS].sort());
+    expect(cron.every((m) => m.labels?.job === undefined)).toBe(true);
+    // the process itself
+    expect(family('process_resident_memory_bytes')?.type).toBe('GAUGE');
+    expect(family('process_cpu_seconds_total')?.type).toBe('COUNTER');
   });
 
   it('/healthz is 200 when every job succeeded recently and 503 naming a job whose last run failed', async () => {

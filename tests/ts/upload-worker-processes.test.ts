@@ -142,7 +142,7 @@ describe('upload worker processes', () => {
       for (const j of jobs) expect((await readFile(path.join(dir, 'sources', j.key))).equals(j.content)).toBe(true);
       const bad = await runCli(['worker', '--concurrency', '0'], { DATABASE_URL: db.url });
       expect(bad.code).toBe(2);
-      expect(bad.stderr).toMatch(/--concurrency must be a whole number of at least 1/);
+      expect(bad.stderr).toMatch(/option '--concurrency <n>' argument '0' is invalid\. expected a whole number of at least 1/);
       const badEnv = await runCli(['worker', '--once'], { DATABASE_URL: db.url, WORKER_LEASE_SECONDS: 'soon' });
       expect(badEnv.code).toBe(2);
       expect(badEnv.stderr).toMatch(/WORKER_LEASE_SECONDS/);

@@ -1,0 +1,9 @@
+export interface Pgbouncer {
+  /** postgres:// URL of the pooler (same user and database as the target). */
+  url: string;
+  mode: 'session' | 'transaction';
+  stop(): Promise<void>;
+}
+
+/** A real pgbouncer in front of `targetUrl`, in session or transaction pool mode (see pgbouncer.mjs). */
+export function startPgbouncer(targetUrl: string, mode: 'session' | 'transaction', poolSize?: number): Promise<Pgbouncer>;
