@@ -10,6 +10,15 @@ import { client, runCli, throwawayCluster, type Throwaway } from './helpers/db.j
 import { startPgbouncer, type Pgbouncer } from './helpers/pgbouncer.js';
 import { enqueueJobs, jobStatus, migratedCluster, spawnWorker, waitFor, workerSummary } from './helpers/upload.js';
 
+/** A migrated throwaway cluster, a pgbouncer in front of it, a direct client and a storage folder. */
+async function pooledDatabase(mode: 'session' | 'transaction', poolSize: number) {
+  const db = await migratedCluster();
+  const pooler = await startPgbouncer(db.url, mode, poolSize);
+  const c = await client(db.url);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-pooler-'));
+  return { db, pooler, c, dir };
+}
+
 describe('through pgbouncer in transaction mode', () => {
   let db: Throwaway;
   let pooler: Pgbouncer;
@@ -17,18 +26,10 @@ describe('through pgbouncer in transaction mode', () => {
   let dir: string;
 
   beforeAll(async () => {
-    db = await migratedCluster();
-    pooler = await startPgbouncer(db.url, 'transaction', 2);
-    c = await client(db.url);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-pooler-'));
+    ({ db, pooler, c, dir } = await pooledDatabase('transaction', 2));
   }, 120_000);
 
-  afterAll(async () => {
-    await c?.end();
-    await pooler?.stop();
-    await db?.destroy();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => Promise.all([c?.end(), pooler?.stop()]).then(() => db?.destroy()).then(() => rm(dir, { recursive: true, force: true })));
 
   it('worker --once stores every due upload over several claim batches', async () => {
     await c.query('DELETE FROM public.upload_queue');
@@ -144,18 +145,10 @@ describe('through pgbouncer in session mode', () => {
   let dir: string;
 
   beforeAll(async () => {
-    db = await migratedCluster();
-    pooler = await startPgbouncer(db.url, 'session', 8);
-    c = await client(db.url);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-pooler-'));
+    ({ db, pooler, c, dir } = await pooledDatabase('session', 8));
   }, 120_000);
 
-  afterAll(async () => {
-    await c?.end();
-    await pooler?.stop();
-    await db?.destroy();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => Promise.all([c?.end(), pooler?.stop()]).then(() => db?.destroy()).then(() => rm(dir, { recursive: true, force: true })));
 
   it('the worker LISTENs: a new upload is stored long before the next poll', async () => {
     const w = spawnWorker([], { DATABASE_URL: pooler.url, STORAGE_BACKEND: 'fs', STORAGE_FS_ROOT: dir, WORKER_POLL_INTERVAL_MS: '60000' });

@@ -41,16 +41,24 @@ function stop(s: Started): Promise<number | null> {
   });
 }
 
+/** A NEOTOMA_HOME the postgres OS user can enter. */
+async function makeHome(): Promise<string> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'neotoma-home-'));
+  await chmod(home, 0o755);
+  return home;
+}
+
+async function removeHome(home: string): Promise<void> {
+  await new LocalCluster(path.join(home, 'db')).destroy().catch(() => undefined);
+  await rm(home, { recursive: true, force: true });
+}
+
 describe('npm start on the embedded database', () => {
   let home: string;
   beforeAll(async () => {
-    home = await mkdtemp(path.join(os.tmpdir(), 'neotoma-home-'));
-    await chmod(home, 0o755);
+    home = await makeHome();
   });
-  afterAll(async () => {
-    await new LocalCluster(path.join(home, 'db')).destroy().catch(() => undefined);
-    await rm(home, { recursive: true, force: true });
-  });
+  afterAll(() => removeHome(home));
 
   it('creates the cluster with pg_cron, stops it on Ctrl-C, and keeps the data for the next start', async () => {
     const first = await startEmbedded(home);
@@ -84,13 +92,9 @@ describe('npm start on the embedded database', () => {
 describe('npm start never leaves its database running', () => {
   let home: string;
   beforeAll(async () => {
-    home = await mkdtemp(path.join(os.tmpdir(), 'neotoma-home-'));
-    await chmod(home, 0o755);
+    home = await makeHome();
   });
-  afterAll(async () => {
-    await new LocalCluster(path.join(home, 'db')).destroy().catch(() => undefined);
-    await rm(home, { recursive: true, force: true });
-  });
+  afterAll(() => removeHome(home));
 
   it('a second Ctrl-C while uploads are in flight still stops the embedded database before exiting', async () => {
     // storage that accepts connections and never answers: the upload stays in flight

@@ -63,7 +63,8 @@ describe('a fatal error ends a long-running worker', () => {
   });
 
   it('on a database that is not migrated: one paragraph, exit 2, within seconds', async () => {
-    const w = spawnWorker([], { DATABASE_URL: bare.url, STORAGE_BACKEND: 'fs', STORAGE_FS_ROOT: path.join(bare.dir, 's') });
+    // with /metrics served, as a long-running worker is by default
+    const w = spawnWorker([], { DATABASE_URL: bare.url, STORAGE_BACKEND: 'fs', STORAGE_FS_ROOT: path.join(bare.dir, 's'), METRICS_PORT: '0' });
     const t0 = Date.now();
     const exit = await Promise.race([w.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
     if (exit === null) w.child.kill('SIGKILL');
