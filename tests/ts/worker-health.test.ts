@@ -53,6 +53,56 @@ describe('worker health', () => {
   }, 60_000);
 });
 
+describe('/healthz of a worker process', () => {
+  let db: Throwaway;
+  let dir: string;
+  beforeAll(async () => {
+    db = await migratedCluster();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-health-'));
+  }, 120_000);
+  afterAll(async () => {
+    await db?.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('200 with the age of the last claim, then 503 naming the claim failures; SIGINT still ends it at once', async () => {
+    const pooler = await startPgbouncer(db.url, 'session', 8);
+    const w = spawnWorker([], {
+      DATABASE_URL: pooler.url, STORAGE_BACKEND: 'fs', STORAGE_FS_ROOT: dir, WORKER_POLL_INTERVAL_MS: '100', METRICS_PORT: '0',
+    });
+    try {
+      const base = /(http:\/\/127\.0\.0\.1:\d+)/.exec(await w.line(/metrics: http:\/\/127\.0\.0\.1:\d+\/metrics/))![1]!;
+      await w.line(/listening on upload_queue/);
+      type Body = { status: string; reasons: string[]; worker: { healthy: boolean; last_claim_age_seconds: number | null } };
+      const ok = await waitFor('a claim answered', async () => {
+        const r = await fetch(`${base}/healthz`);
+        const body = (await r.json()) as Body;
+        return body.worker.last_claim_age_seconds !== null ? { code: r.status, body } : undefined;
+      });
+      expect(ok.body.worker).toMatchObject({ healthy: true });
+      expect(ok.body.worker.last_claim_age_seconds).toBeLessThan(5);
+      await pooler.stop(); // the database is out of reach from here on
+      const down = await waitFor('503 naming the worker', async () => {
+        const r = await fetch(`${base}/healthz`);
+        const body = (await r.json()) as Body;
+        return r.status === 503 && body.reasons.some((x) => /^worker: cannot claim upload jobs/.test(x)) ? body : undefined;
+      }, 30_000, 200);
+      expect(down.status).toBe('unhealthy');
+      expect(down.worker.healthy).toBe(false);
+      expect(down.worker.last_claim_age_seconds).not.toBeNull();
+      const t0 = Date.now();
+      w.child.kill('SIGINT');
+      const exit = await Promise.race([w.exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+      if (exit === null) w.child.kill('SIGKILL');
+      expect(exit, w.output.join('\n')).not.toBeNull();
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    } finally {
+      w.child.kill('SIGKILL');
+      await pooler.stop();
+    }
+  }, 90_000);
+});
+
 describe('a fatal error ends a long-running worker', () => {
   let bare: Throwaway;
   beforeAll(async () => {
