@@ -151,10 +151,14 @@ function program(): Command {
     .option('--once', 'store what is due now, then exit')
     .addOption(new Option('--concurrency <n>', 'uploads at once (default WORKER_CONCURRENCY or 4)').argParser(wholeNumber))
     .option('--worker-id <id>', 'name recorded on claimed jobs (default HOSTNAME-PID)')
-    .action((o: { once?: boolean; concurrency?: number; workerId?: string }) => {
+    .addOption(new Option('--budget <seconds>', 'like --once, returning within this time with every claimed job completed or back in the queue').argParser(wholeNumber).implies({ once: true }))
+    .action((o: { once?: boolean; concurrency?: number; workerId?: string; budget?: number }) => {
       const log = createLog();
       return withDatabase(async (url) => {
-        await runWorker({ databaseUrl: url, log, once: o.once, concurrency: o.concurrency, workerId: o.workerId });
+        await runWorker({
+          databaseUrl: url, log, once: o.once, concurrency: o.concurrency, workerId: o.workerId,
+          ...(o.budget !== undefined ? { budgetMs: o.budget * 1000 } : {}),
+        });
       }, log);
     });
 

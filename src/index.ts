@@ -14,5 +14,6 @@ export {
 export { ingestSource, type IngestInput, type IngestOptions, type IngestResult, type StorageStatus } from './ingest.js';
 export * from './storage/index.js';
 export { UploadWorker, UPLOAD_QUEUE_CHANNEL, type WorkerOptions, type WorkerStats } from './worker/worker.js';
+export { drainUploadQueue, type DrainOptions, type DrainSummary } from './worker/drain.js';
 export { workerSettingsFromEnv } from './worker/config.js';
 export { runWorker, type RunWorkerOptions } from './worker/command.js';

@@ -620,6 +620,10 @@ async function tryLease(client: pg.Client, holder: string): Promise<boolean> {
 async function withMigrateLock<T>(databaseUrl: string, options: MigrateOptions, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const log = options.log ?? (() => undefined);
   const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate' });
+  // a migration's own RAISE NOTICE (SQLSTATE 00000) is for the operator; "already exists, skipping" notices are not
+  client.on('notice', (n: { code?: string; message?: string }) => {
+    if (n.code === '00000' && n.message) log(`notice: ${n.message}`);
+  });
   const holder = `${os.hostname()}:${process.pid}:${randomUUID()}`;
   let renewer: pg.Client | undefined;
   let timer: NodeJS.Timeout | undefined;

@@ -2,7 +2,9 @@ import type { Log } from '../log.js';
 import { OperationalError } from '../errors.js';
 import { createStorageFromEnv } from '../storage/index.js';
 import type { StorageAdapter } from '../storage/types.js';
+import { createPool } from '../db/connect.js';
 import { workerSettingsFromEnv } from './config.js';
+import { drainUploadQueue } from './drain.js';
 import { startWorkerMetrics } from './metrics.js';
 import { UploadWorker, type UploadOutcome, type WorkerStats } from './worker.js';
 
@@ -10,6 +12,8 @@ export interface RunWorkerOptions {
   databaseUrl: string;
   /** Drain what is due now, then return. */
   once?: boolean;
+  /** With `once`: return within this many ms. */
+  budgetMs?: number;
   /** Uploads at once (default WORKER_CONCURRENCY or 4). */
   concurrency?: number;
   /** Recorded on claimed jobs (default {hostname}-{pid}). */
@@ -49,7 +53,33 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
   const workerId = options.workerId?.trim();
   if (options.workerId !== undefined && !workerId) throw new OperationalError('--worker-id must not be empty.');
   const storage = options.storage ?? createStorageFromEnv(env);
+  if (options.budgetMs !== undefined && !options.once) throw new OperationalError('--budget needs --once.');
   const metrics = await startWorkerMetrics(options.databaseUrl, env, log);
+  const onOutcome = metrics ? { onOutcome: (o: UploadOutcome, s: number) => metrics.onOutcome(o, s) } : {};
+  const stop = options.stopSignal ?? firstSignal(log);
+  if (options.once) {
+    const pool = createPool(options.databaseUrl, concurrency + 2, `neotoma-ops worker ${workerId ?? ''}`.trim().slice(0, 63));
+    const stopped = new AbortController();
+    void stop.then(() => stopped.abort());
+    try {
+      return await drainUploadQueue({
+        ...settings,
+        pool,
+        storage,
+        concurrency,
+        log,
+        signal: stopped.signal,
+        ...(options.budgetMs !== undefined ? { budgetMs: options.budgetMs } : {}),
+        ...(workerId ? { workerId } : {}),
+        ...onOutcome,
+        ...(metrics ? { onHealth: (h) => metrics.setWorker(h) } : {}),
+      });
+    } finally {
+      await pool.end().catch(() => undefined);
+      await metrics?.close();
+      if (!options.storage) await storage.close?.();
+    }
+  }
   let worker: UploadWorker;
   try {
     worker = new UploadWorker({
@@ -57,17 +87,15 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     concurrency,
     databaseUrl: options.databaseUrl,
     storage,
-    once: options.once ?? false,
     log,
     ...(workerId ? { workerId } : {}),
-    ...(metrics ? { onOutcome: (o: UploadOutcome, s: number) => metrics.onOutcome(o, s) } : {}),
+    ...onOutcome,
     });
   } catch (err) {
     await metrics?.close();
     throw err;
   }
   metrics?.setWorker(() => worker.health());
-  const stop = options.stopSignal ?? firstSignal(log);
   void stop.then(() => worker.stop());
   try {
     return await worker.run();

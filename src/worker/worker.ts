@@ -16,7 +16,10 @@ export const UPLOAD_QUEUE_CHANNEL = 'upload_queue';
 const SLICE_BYTES = 4 << 20;
 
 export interface WorkerOptions {
-  databaseUrl: string;
+  /** Where to connect; the listener needs it. With `once` and `pool`, it may be left out. */
+  databaseUrl?: string;
+  /** A pool to use instead of one of the worker's own (not ended by the worker). */
+  pool?: pg.Pool;
   storage: StorageAdapter;
   /** Recorded as `locked_by` on claimed jobs (default `{hostname}-{pid}`). */
   workerId?: string;
@@ -37,6 +40,11 @@ export interface WorkerOptions {
   shutdownGraceMs?: number;
   /** Drain what is due now, then return (no LISTEN). */
   once?: boolean;
+  /**
+   * With `once`: return within this many ms. Uploads get at most a third of it; claiming stops early enough
+   * that every claimed upload can run its full timeout and be reported before the budget ends.
+   */
+  budgetMs?: number;
   /** Called once per claimed job with how it ended and how long it took (for metrics). */
   onOutcome?: (outcome: UploadOutcome, seconds: number) => void;
   log?: Log;
@@ -81,6 +89,12 @@ export interface WorkerStats {
  */
 export type UploadOutcome = 'stored' | 'retryable' | 'permanent' | 'released' | 'lost';
 
+/**
+ * Why `run()` returned: `drained` (with `once`: nothing more was due), `budget` (the time budget ran out while work
+ * may remain), `stopped` (`stop()` or a signal).
+ */
+export type EndReason = 'drained' | 'budget' | 'stopped';
+
 class LeaseLost extends Error {
   constructor() {
     super('lease lost');
@@ -122,13 +136,19 @@ export class UploadWorker {
   readonly workerId: string;
   readonly stats: WorkerStats = { claimed: 0, completed: 0, retried: 0, failed: 0, released: 0, lost: 0 };
   private readonly storage: StorageAdapter;
-  private readonly databaseUrl: string;
+  private readonly databaseUrl: string | undefined;
   private readonly concurrency: number;
   private readonly pollIntervalMs: number;
   private readonly leaseSeconds: number;
   private readonly uploadTimeoutMs: number;
-  private readonly shutdownGraceMs: number;
+  private shutdownGraceMs: number;
   private readonly once: boolean;
+  private readonly budgetMs: number | undefined;
+  /** With a budget: claiming stops at this time, and in-flight work is released at `deadline`. */
+  private claimUntil: number | undefined;
+  private deadline: number | undefined;
+  private endReason: EndReason | undefined;
+  private readonly ownsPool: boolean;
   private readonly log: Log;
   private readonly onOutcome: ((outcome: UploadOutcome, seconds: number) => void) | undefined;
   private readonly pool: pg.Pool;
@@ -156,16 +176,25 @@ export class UploadWorker {
   constructor(options: WorkerOptions) {
     this.databaseUrl = options.databaseUrl;
     this.storage = options.storage;
+    this.once = options.once ?? false;
+    if (!options.pool && !options.databaseUrl) throw new Error('UploadWorker needs databaseUrl or pool');
+    if (!this.once && !options.databaseUrl) throw new Error('a long-running UploadWorker needs databaseUrl (for LISTEN)');
+    if (options.budgetMs !== undefined && (!this.once || !(options.budgetMs >= 100))) {
+      throw new Error('budgetMs needs once and at least 100 ms');
+    }
+    this.budgetMs = options.budgetMs;
     this.workerId = options.workerId ?? `${os.hostname()}-${process.pid}`;
     this.concurrency = options.concurrency ?? 4;
     this.pollIntervalMs = options.pollIntervalMs ?? 5000;
     this.leaseSeconds = options.leaseSeconds ?? 300;
-    this.uploadTimeoutMs = options.uploadTimeoutMs ?? 120_000;
+    const uploadTimeoutMs = options.uploadTimeoutMs ?? 120_000;
+    this.uploadTimeoutMs = this.budgetMs === undefined ? uploadTimeoutMs : Math.min(uploadTimeoutMs, Math.floor(this.budgetMs / 3));
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
-    this.once = options.once ?? false;
     this.log = options.log ?? ((line) => console.log(line));
     this.onOutcome = options.onOutcome;
-    this.pool = createPool(this.databaseUrl, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
+    this.ownsPool = !options.pool;
+    this.pool = options.pool ??
+      createPool(options.databaseUrl!, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
     this.completions = new CompletionBatcher(this.pool, options.completionBatchSize ?? 64);
   }
 
@@ -204,6 +233,7 @@ export class UploadWorker {
   /** Asks the worker to stop (idempotent); `run()` resolves once in-flight work is settled. */
   stop(): void {
     if (this.stopping) return;
+    this.endReason ??= 'stopped';
     this.stopping = true;
     this.say('stopping: no new claims');
     this.stopController.abort();
@@ -211,21 +241,41 @@ export class UploadWorker {
     void this.listener?.end().catch(() => undefined);
   }
 
-  /** Runs until `stop()` (or, with `once`, until nothing is due) and returns what it did. */
+  /** Why the last `run()` returned. */
+  get ended(): EndReason | undefined {
+    return this.endReason;
+  }
+
+  /** Runs until `stop()` (or, with `once`, until nothing is due or the budget ends) and returns what it did. */
   async run(): Promise<WorkerStats> {
     this.say(
       `started (${this.storage.backend} storage, concurrency ${this.concurrency}, lease ${this.leaseSeconds} s, ` +
-        `${this.once ? 'once' : `poll every ${this.pollIntervalMs} ms`})`,
+        `${this.once ? (this.budgetMs === undefined ? 'once' : `once within ${this.budgetMs} ms`) : `poll every ${this.pollIntervalMs} ms`})`,
     );
     const listening = this.once ? Promise.resolve() : this.listen();
     const backoff = new Backoff(250, 15_000);
     let dbDown = false;
+    let budgetTimer: NodeJS.Timeout | undefined;
+    if (this.budgetMs !== undefined) {
+      // kept at the end for recording outcomes: a sixth of the budget, at most 5 s
+      const reserveMs = Math.min(5000, Math.floor(this.budgetMs / 6));
+      const now = Date.now();
+      this.deadline = now + this.budgetMs - reserveMs;
+      this.claimUntil = this.deadline - this.uploadTimeoutMs;
+      // normally nothing is in flight by then; whatever is (a slow payload read) goes back to the queue at once
+      budgetTimer = setTimeout(() => {
+        this.endReason ??= 'budget';
+        this.shutdownGraceMs = 0;
+        this.stop();
+      }, this.deadline - now);
+    }
     try {
       while (!this.stopping) {
         this.lastLoopAt = Date.now();
+        const claimWindowOpen = this.claimUntil === undefined || Date.now() < this.claimUntil;
         // A slot frees when its upload ends, so claiming overlaps the recording of completions (which go in
         // batches). Claiming pauses while a full completion batch is still waiting to be recorded.
-        const free = this.finishing.size >= this.completions.maxBatch ? 0 : this.concurrency - this.inFlight.size;
+        const free = !claimWindowOpen || this.finishing.size >= this.completions.maxBatch ? 0 : this.concurrency - this.inFlight.size;
         let claimed = 0;
         if (free > 0) {
           try {
@@ -256,10 +306,18 @@ export class UploadWorker {
           }
           if (claimed === free) continue; // a full batch: more may be due
         }
-        if (this.once && claimed === 0 && this.inFlight.size === 0 && this.finishing.size === 0) break;
-        await this.waitForWake(this.once ? 60_000 : this.pollIntervalMs);
+        if (this.once && claimed === 0 && this.inFlight.size === 0 && this.finishing.size === 0) {
+          this.endReason ??= claimWindowOpen ? 'drained' : 'budget';
+          break;
+        }
+        await this.waitForWake(
+          !this.once ? this.pollIntervalMs
+            : claimWindowOpen && this.claimUntil !== undefined ? Math.max(1, Math.min(60_000, this.claimUntil - Date.now()))
+              : 60_000,
+        );
       }
     } finally {
+      clearTimeout(budgetTimer);
       // also after a fatal error: no new claims, and the notification connection ends so that run() returns
       this.stopping = true;
       this.stopController.abort();
@@ -267,7 +325,7 @@ export class UploadWorker {
       void this.listener?.end().catch(() => undefined);
       await this.shutdown();
       await listening;
-      await this.pool.end().catch(() => undefined);
+      if (this.ownsPool) await this.pool.end().catch(() => undefined);
     }
     this.say(
       `stopped (claimed=${this.stats.claimed} completed=${this.stats.completed} retried=${this.stats.retried} ` +
@@ -335,7 +393,7 @@ export class UploadWorker {
     while (!this.stopping) {
       let client: pg.Client | undefined;
       try {
-        client = await connect(this.databaseUrl, {
+        client = await connect(this.databaseUrl!, {
           applicationName: `neotoma-ops listener ${this.workerId}`.slice(0, 63),
           connectTimeoutMs: 5000,
         });
@@ -424,7 +482,7 @@ export class UploadWorker {
    * finished upload into a retry. A stale token is an answer (false/null), not an error.
    */
   private async report<T>(what: string, call: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + Math.max(10_000, this.leaseSeconds * 1000);
+    const deadline = Math.min(Date.now() + Math.max(10_000, this.leaseSeconds * 1000), this.deadline ?? Infinity);
     const backoff = new Backoff(200, 5000);
     for (;;) {
       try {

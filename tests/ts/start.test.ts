@@ -33,10 +33,11 @@ function startEmbedded(home: string, extra: Record<string, string> = {}): Promis
   });
 }
 
-function stop(s: Started): Promise<number | null> {
+/** SIGINT, then the exit code (or the signal that ended the process, with its output, for a failure message). */
+function stop(s: Started): Promise<number | string> {
   return new Promise((resolve) => {
     s.child.removeAllListeners('exit');
-    s.child.on('exit', (code) => resolve(code));
+    s.child.on('exit', (code, signal) => resolve(code ?? `${signal}:\n${s.output()}`));
     s.child.kill('SIGINT');
   });
 }

@@ -1,0 +1,136 @@
+// The upload processor behind an HTTP endpoint, in web-standard Request/Response only, so that the same code runs in
+// a Supabase Edge Function (Deno) and under Node. The queue loop is drainUploadQueue(), as in `worker --once`.
+import type pg from 'pg';
+import { createPool } from '../db/connect.js';
+import type { Fields, Level, Log } from '../log.js';
+import { SupabaseStorage } from '../storage/supabase.js';
+import type { StorageAdapter } from '../storage/types.js';
+import { drainUploadQueue, type DrainSummary } from '../worker/drain.js';
+
+/**
+ * Supabase's wall-clock limit for an Edge Function is 150 s on the free plan (400 s on paid plans), and a request
+ * that has not been answered after 150 s gets a 504: 50 s leaves room under both, and a run per minute never
+ * overlaps the next one's claims for long.
+ */
+export const DEFAULT_BUDGET_SECONDS = 50;
+/** A lease outlives the budget, so a killed invocation's jobs return to the queue soon after (process_upload_queue). */
+export const DEFAULT_LEASE_SECONDS = 120;
+
+export interface UploadQueueProcessorConfig {
+  /** The database, through the transaction-mode pooler on Supabase. */
+  databaseUrl: string;
+  /** Callers must present it as `Authorization: Bearer <key>`: the project's service-role key. */
+  serviceRoleKey: string;
+  storage: StorageAdapter;
+  budgetMs?: number;
+  concurrency?: number;
+  leaseSeconds?: number;
+  /** Only warnings and errors by default: Supabase keeps at most 100 log events per 10 s. */
+  log?: Log;
+}
+
+export interface UploadQueueProcessor {
+  /** Answers one request: 401 without the key, 405 for anything but POST, else the drain's summary as JSON. */
+  handle(request: Request): Promise<Response>;
+  /** Ends the database pool. */
+  close(): Promise<void>;
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+}
+
+/** Equal strings compared in time that does not depend on where they differ. */
+async function sameSecret(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [x, y] = await Promise.all([crypto.subtle.digest('SHA-256', enc.encode(a)), crypto.subtle.digest('SHA-256', enc.encode(b))]);
+  const u = new Uint8Array(x);
+  const v = new Uint8Array(y);
+  let diff = 0;
+  for (let i = 0; i < u.length; i++) diff |= u[i]! ^ v[i]!;
+  return diff === 0;
+}
+
+function warningsOnly(): Log {
+  return (msg: string, fields?: Fields, level: Level = 'info') => {
+    if (level === 'warn' || level === 'error') console.log(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
+  };
+}
+
+export function createUploadQueueProcessor(config: UploadQueueProcessorConfig): UploadQueueProcessor {
+  const concurrency = config.concurrency ?? 4;
+  const log = config.log ?? warningsOnly();
+  let pool: pg.Pool | undefined;
+
+  return {
+    async handle(request: Request): Promise<Response> {
+      const presented = /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization') ?? '')?.[1]?.trim() ?? '';
+      if (!presented || !(await sameSecret(presented, config.serviceRoleKey))) {
+        return json(401, { error: 'unauthorized', message: 'Send the service-role key as "Authorization: Bearer <key>".' });
+      }
+      if (request.method !== 'POST') return json(405, { error: 'method_not_allowed', message: 'Use POST.' });
+      pool ??= createPool(config.databaseUrl, concurrency + 2, 'neotoma-ops upload-queue-processor');
+      try {
+        const summary: DrainSummary = await drainUploadQueue({
+          pool,
+          storage: config.storage,
+          workerId: `edge-${crypto.randomUUID()}`,
+          budgetMs: config.budgetMs ?? DEFAULT_BUDGET_SECONDS * 1000,
+          concurrency,
+          leaseSeconds: config.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
+          log,
+        });
+        log('drained the upload queue', { ...summary }, summary.failed > 0 || summary.lost > 0 ? 'warn' : 'info');
+        return json(200, summary);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        log(`upload-queue-processor: ${message}`, undefined, 'error');
+        return json(500, { error: 'processor_failed', message });
+      }
+    },
+    async close(): Promise<void> {
+      const p = pool;
+      pool = undefined;
+      await p?.end();
+    },
+  };
+}
+
+function whole(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1, got "${raw}".`);
+  return n;
+}
+
+/**
+ * The request handler of the Edge Function, configured from its environment: NEOTOMA_DATABASE_URL (the
+ * transaction-mode pooler's connection string), SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (provided by Supabase),
+ * and optionally UPLOAD_PROCESSOR_BUDGET_SECONDS (50), UPLOAD_PROCESSOR_CONCURRENCY (4), UPLOAD_PROCESSOR_LEASE_SECONDS
+ * (120). A missing or bad setting is answered with a 500 that names it, on every request, until it is set.
+ */
+export function uploadQueueProcessorFromEnv(env: Record<string, string | undefined>): (request: Request) => Promise<Response> {
+  let processor: UploadQueueProcessor;
+  try {
+    const missing = ['NEOTOMA_DATABASE_URL', 'SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY'].filter((n) => !env[n]?.trim());
+    if (missing.length > 0) {
+      throw new Error(
+        `Set ${missing.join(' and ')} (supabase secrets set NEOTOMA_DATABASE_URL=<the transaction pooler's connection string>).`,
+      );
+    }
+    const serviceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY!.trim();
+    processor = createUploadQueueProcessor({
+      databaseUrl: env.NEOTOMA_DATABASE_URL!.trim(),
+      serviceRoleKey,
+      storage: new SupabaseStorage({ url: env.SUPABASE_URL!.trim(), serviceRoleKey }),
+      budgetMs: whole(env, 'UPLOAD_PROCESSOR_BUDGET_SECONDS', DEFAULT_BUDGET_SECONDS) * 1000,
+      concurrency: whole(env, 'UPLOAD_PROCESSOR_CONCURRENCY', 4),
+      leaseSeconds: whole(env, 'UPLOAD_PROCESSOR_LEASE_SECONDS', DEFAULT_LEASE_SECONDS),
+    });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return () => Promise.resolve(json(500, { error: 'misconfigured', message }));
+  }
+  return (request) => processor.handle(request);
+}

@@ -1,0 +1,278 @@
+// The upload-queue-processor Edge Function's module (the very file `npm run build:edge` puts in
+// supabase/functions/upload-queue-processor/) under Node 20, with web-standard Request/Response, against a real
+// database through a real pgbouncer in transaction mode (as Supabase's pooler on port 6543), storing into the
+// stand-in of the Supabase Storage API. The Deno runtime itself is not available here.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildEdgeFunction, EDGE_FUNCTION_DIR, EDGE_MODULE } from '../../scripts/build-edge.mjs';
+import { projectRoot } from '../../src/paths.js';
+import { client, runCli, type Throwaway } from './helpers/db.js';
+import { startPgbouncer, type Pgbouncer } from './helpers/pgbouncer.js';
+import { StorageStandIn } from './helpers/storage-standin.js';
+import { enqueueJobs, jobStatus, migratedCluster } from './helpers/upload.js';
+
+type Handler = (request: Request) => Promise<Response>;
+interface EdgeModule {
+  uploadQueueProcessorFromEnv(env: Record<string, string | undefined>): Handler;
+}
+interface Summary {
+  ended: string;
+  claimed: number;
+  completed: number;
+  retried: number;
+  failed: number;
+  released: number;
+  lost: number;
+  duration_ms: number;
+  budget_ms: number;
+  worker_id: string;
+}
+
+let edge: EdgeModule;
+let db: Throwaway;
+let pooler: Pgbouncer;
+let c: pg.Client;
+const standIn = new StorageStandIn();
+
+function handler(budgetSeconds = 20, concurrency = 3): Handler {
+  return edge.uploadQueueProcessorFromEnv({
+    NEOTOMA_DATABASE_URL: pooler.url,
+    SUPABASE_URL: standIn.url,
+    SUPABASE_SERVICE_ROLE_KEY: standIn.serviceKey,
+    UPLOAD_PROCESSOR_BUDGET_SECONDS: String(budgetSeconds),
+    UPLOAD_PROCESSOR_CONCURRENCY: String(concurrency),
+  });
+}
+
+function post(key: string | null, method = 'POST'): Request {
+  return new Request('http://localhost/functions/v1/upload-queue-processor', {
+    method,
+    headers: { 'content-type': 'application/json', ...(key === null ? {} : { authorization: `Bearer ${key}` }) },
+    ...(method === 'POST' ? { body: JSON.stringify({ caller: 'pg_cron' }) } : {}),
+  });
+}
+
+async function invoke(h: Handler): Promise<Summary> {
+  const res = await h(post(standIn.serviceKey));
+  const body = (await res.json()) as Summary & { message?: string };
+  expect(res.status, body.message).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/json');
+  return body;
+}
+
+beforeAll(async () => {
+  await buildEdgeFunction();
+  edge = (await import(pathToFileURL(EDGE_MODULE).href)) as EdgeModule;
+  await standIn.start();
+  db = await migratedCluster();
+  pooler = await startPgbouncer(db.url, 'transaction', 4);
+  c = await client(db.url);
+}, 120_000);
+
+afterAll(() => Promise.all([c?.end(), pooler?.stop(), standIn.stop()]).then(() => db?.destroy()));
+
+beforeEach(async () => {
+  await c.query('DELETE FROM public.upload_queue');
+  standIn.behave = () => ({});
+  standIn.received.clear();
+  standIn.stored.clear();
+  standIn.requests.length = 0;
+});
+
+describe('the function module as deployed', () => {
+  it('imports only pg, @supabase/storage-js and node: built-ins, each npm one mapped in deno.json at the version package.json pins', async () => {
+    const bundle = await readFile(EDGE_MODULE, 'utf8');
+    const imports = new Set([...bundle.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]!));
+    const npm = [...imports].filter((s) => !s.startsWith('node:')).sort();
+    expect(npm).toEqual(['@supabase/storage-js', 'pg']);
+    const deno = JSON.parse(await readFile(path.join(EDGE_FUNCTION_DIR, 'deno.json'), 'utf8')) as { imports: Record<string, string> };
+    const pkg = JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    for (const name of npm) expect(deno.imports[name]).toBe(`npm:${name}@${pkg.dependencies[name]}`);
+    const entry = await readFile(path.join(EDGE_FUNCTION_DIR, 'index.ts'), 'utf8');
+    expect(entry.split('\n').length).toBeLessThanOrEqual(30);
+    expect(entry).toMatch(/from '\.\/processor\.mjs'/);
+    expect(entry).toMatch(/Deno\.serve\(/);
+  });
+});
+
+describe('upload-queue-processor through pgbouncer in transaction mode', () => {
+  it('refuses a missing or wrong key with 401 and touches nothing; anything but POST gets 405', async () => {
+    await enqueueJobs(c, 3);
+    const h = handler();
+    for (const key of [null, 'wrong-key', `${standIn.serviceKey}x`]) {
+      const res = await h(post(key));
+      expect(res.status, String(key)).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('unauthorized');
+    }
+    expect((await h(post(standIn.serviceKey, 'GET'))).status).toBe(405);
+    expect(await jobStatus(c)).toEqual({ pending: 3 });
+    expect(standIn.requests).toHaveLength(0);
+  });
+
+  it('a missing setting is a 500 that names it', async () => {
+    const res = await edge.uploadQueueProcessorFromEnv({ SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: 'k' })(post('k'));
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { message: string }).message).toMatch(/NEOTOMA_DATABASE_URL/);
+  });
+
+  it('stores every due upload and answers with the summary', async () => {
+    const jobs = await enqueueJobs(c, 25);
+    const summary = await invoke(handler());
+    expect(summary).toMatchObject({ ended: 'drained', claimed: 25, completed: 25, retried: 0, failed: 0, released: 0, lost: 0 });
+    expect(summary.worker_id).toMatch(/^edge-/);
+    expect(await jobStatus(c)).toEqual({ completed: 25 });
+    const one = jobs[11]!;
+    expect(standIn.objects.get(`sources/${one.key}`)?.body.equals(one.content)).toBe(true);
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.sources WHERE id = ANY($1::uuid[]) AND storage_status = 'uploaded'`,
+      [jobs.map((j) => j.sourceId)],
+    );
+    expect(rows[0]!.n).toBe(25);
+  });
+
+  it('storage faults are retried with the usual attempt accounting; a 4xx fails the job for good', async () => {
+    const jobs = await enqueueJobs(c, 6);
+    const flaky = new Set(jobs.slice(0, 3).map((j) => j.key));
+    const refused = jobs[3]!.key;
+    standIn.behave = (r) => ({ status: flaky.has(r.path) ? 503 : r.path === refused ? 400 : 200 });
+    const summary = await invoke(handler());
+    expect(summary).toMatchObject({ claimed: 6, completed: 2, retried: 3, failed: 1 });
+    const { rows } = await c.query<{ id: string; status: string; retry_count: number; delay_s: number; error_message: string }>(
+      `SELECT id, status, retry_count, extract(epoch FROM next_retry_at - updated_at)::float8 AS delay_s, error_message
+         FROM public.upload_queue WHERE id = ANY($1::uuid[])`,
+      [jobs.slice(0, 4).map((j) => j.jobId)],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const j of jobs.slice(0, 3)) {
+      const r = byId.get(j.jobId)!;
+      expect(r).toMatchObject({ status: 'pending', retry_count: 1 });
+      expect(r.error_message).toMatch(/503/);
+      expect(r.delay_s).toBeGreaterThanOrEqual(60); // retry 2 waits upload_retry_delay(2): 60 s + up to 10 %
+      expect(r.delay_s).toBeLessThanOrEqual(66.5);
+    }
+    expect(byId.get(jobs[3]!.jobId)).toMatchObject({ status: 'failed' });
+    const src = await c.query<{ storage_status: string }>('SELECT storage_status FROM public.sources WHERE id = $1', [jobs[3]!.sourceId]);
+    expect(src.rows[0]!.storage_status).toBe('failed');
+  });
+
+  it('a budget that ends mid-batch returns in time with every claimed job completed or back in the queue', async () => {
+    const jobs = await enqueueJobs(c, 40);
+    standIn.behave = () => ({ delayMs: 400 });
+    const t0 = Date.now();
+    const summary = await invoke(handler(3, 2));
+    const elapsed = Date.now() - t0;
+    expect(summary.ended).toBe('budget');
+    expect(summary.budget_ms).toBe(3000);
+    expect(elapsed).toBeLessThan(3000);
+    expect(summary.completed).toBeGreaterThan(0);
+    expect(summary.completed).toBeLessThan(40);
+    expect(summary.lost + summary.released).toBe(0);
+    const status = await jobStatus(c);
+    expect(status).toEqual({ completed: summary.completed, pending: 40 - summary.completed });
+    // the jobs never claimed lost no attempt
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.upload_queue WHERE id = ANY($1::uuid[]) AND status = 'pending' AND retry_count = 0 AND locked_by IS NULL`,
+      [jobs.map((j) => j.jobId)],
+    );
+    expect(rows[0]!.n).toBe(40 - summary.completed);
+  });
+
+  it('uploads slower than the budget allows time out as a retryable failure: nothing stays in_progress', async () => {
+    // budget 3 s: uploads get 1 s (a third), claiming stops at 1.5 s, the rest is reserved for reporting
+    await enqueueJobs(c, 6);
+    standIn.behave = () => ({ delayMs: 10_000 });
+    const t0 = Date.now();
+    const summary = await invoke(handler(3, 2));
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(summary).toMatchObject({ claimed: 4, completed: 0, retried: 4, ended: 'budget' });
+    expect(await jobStatus(c)).toEqual({ pending: 6 });
+    const { rows } = await c.query<{ retry_count: number; error_message: string | null }>(
+      'SELECT retry_count, error_message FROM public.upload_queue ORDER BY retry_count DESC',
+    );
+    expect(rows.map((r) => r.retry_count)).toEqual([1, 1, 1, 1, 0, 0]);
+    expect(rows[0]!.error_message).toMatch(/timed out/);
+  }, 20_000);
+
+  it('two overlapping invocations never store a job twice', async () => {
+    await enqueueJobs(c, 60);
+    standIn.behave = () => ({ delayMs: 30 });
+    const [a, b] = await Promise.all([invoke(handler(20, 3)), invoke(handler(20, 3))]);
+    expect(a.completed + b.completed).toBe(60);
+    expect(a.completed).toBeGreaterThan(0);
+    expect(b.completed).toBeGreaterThan(0);
+    expect(await jobStatus(c)).toEqual({ completed: 60 });
+    expect(standIn.received.size).toBe(60);
+    expect([...standIn.received.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
+describe('worker --budget: the same loop from the command line', () => {
+  it('returns within the budget, exit 0, with every claimed job completed or back in the queue', async () => {
+    await enqueueJobs(c, 40);
+    standIn.behave = () => ({ delayMs: 400 });
+    const t0 = Date.now();
+    const r = await runCli(['worker', '--budget', '3', '--concurrency', '2'], {
+      DATABASE_URL: pooler.url, STORAGE_BACKEND: 'supabase', SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: standIn.serviceKey,
+      METRICS_PORT: 'off', LOG_FORMAT: 'json',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(3000 + 1500); // + the CLI's start-up
+    expect(r.stdout).toMatch(/once within 3000 ms/);
+    const status = await jobStatus(c);
+    expect(status.in_progress).toBeUndefined();
+    expect(status.completed).toBeGreaterThan(0);
+    expect(status.pending).toBeGreaterThan(0);
+    expect(standIn.storedCount).toBe(status.completed);
+  }, 20_000);
+});
+
+describe('the cron trigger migration', () => {
+  it('without pg_net schedules nothing and says so; with it, calls the function every minute until migrated down', async () => {
+    const { migrateDown, migrateUp } = await import('../../src/migrate.js');
+    const { throwawayCluster } = await import('./helpers/db.js');
+    const bare = await throwawayCluster();
+    const withNet = await throwawayCluster();
+    try {
+      const said: string[] = [];
+      await migrateUp(bare.url, { log: (l) => said.push(l) });
+      expect(said.join('\n')).toMatch(/notice: pg_net is not installed: the upload-queue-edge-function cron job is not scheduled/);
+      const b = await client(bare.url);
+      try {
+        expect((await b.query(`SELECT 1 FROM cron.job WHERE jobname = 'upload-queue-edge-function'`)).rowCount).toBe(0);
+      } finally {
+        await b.end();
+      }
+
+      // pg_net's function, as an admin installs it (a stand-in with its signature: nothing is sent here)
+      const admin = await client(withNet.adminUrl);
+      try {
+        await admin.query(`CREATE SCHEMA net;
+          CREATE FUNCTION net.http_post(url text, body jsonb DEFAULT '{}', params jsonb DEFAULT '{}',
+            headers jsonb DEFAULT '{}', timeout_milliseconds integer DEFAULT 5000) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint';
+          GRANT USAGE ON SCHEMA net TO PUBLIC`);
+      } finally {
+        await admin.end();
+      }
+      const job = async (): Promise<{ schedule: string; command: string } | undefined> => {
+        const w = await client(withNet.url);
+        try {
+          return (await w.query<{ schedule: string; command: string }>(
+            `SELECT schedule, command FROM cron.job WHERE jobname = 'upload-queue-edge-function'`)).rows[0];
+        } finally {
+          await w.end();
+        }
+      };
+      await migrateUp(withNet.url);
+      expect(await job()).toEqual({ schedule: '* * * * *', command: 'SELECT public.invoke_upload_queue_processor()' });
+      await migrateDown(withNet.url, { count: 1 });
+      expect(await job()).toBeUndefined();
+      await migrateUp(withNet.url);
+      expect(await job()).toBeDefined();
+    } finally {
+      await Promise.all([bare.destroy(), withNet.destroy()]);
+    }
+  }, 120_000);
+});
