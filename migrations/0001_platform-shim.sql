@@ -78,8 +78,11 @@ REVOKE ALL ON SCHEMA neotoma_ops FROM PUBLIC;
 GRANT USAGE ON SCHEMA neotoma_ops TO service_role;
 
 -- Down Migration
--- Roles are cluster-wide and may hold privileges in other databases: they are kept.
+-- Removes what the up migration created, and only that. A role it created is dropped once nothing holds it any
+-- more (roles are cluster-wide: a privilege in another database keeps it, with a notice).
 DO $down$
+DECLARE
+  r record;
 BEGIN
   IF to_regclass('neotoma_ops.bootstrap_objects') IS NULL THEN
     RETURN;
@@ -96,6 +99,19 @@ BEGIN
   IF EXISTS (SELECT 1 FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'schema' AND object_name = 'auth') THEN
     DROP SCHEMA IF EXISTS auth;
   END IF;
-  DELETE FROM neotoma_ops.bootstrap_objects WHERE object_kind IN ('function', 'schema');
+  FOR r IN SELECT object_name FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'role' ORDER BY object_name LOOP
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.object_name) THEN
+      EXECUTE format('REVOKE ALL ON SCHEMA public FROM %I', r.object_name);
+      IF to_regnamespace('neotoma_ops') IS NOT NULL THEN
+        EXECUTE format('REVOKE ALL ON SCHEMA neotoma_ops FROM %I', r.object_name);
+      END IF;
+      BEGIN
+        EXECUTE format('DROP ROLE %I', r.object_name);
+      EXCEPTION WHEN dependent_objects_still_exist THEN
+        RAISE NOTICE 'role % is kept: %', r.object_name, SQLERRM;
+      END;
+    END IF;
+  END LOOP;
+  DROP TABLE neotoma_ops.bootstrap_objects;
 END
 $down$;

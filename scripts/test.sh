@@ -77,7 +77,11 @@ SQL
     cat "$out/pgtap.out"
     pgtap_passed=$(grep -cE '^ok [0-9]+' "$out/pgtap.out")
     pgtap_failed=$(grep -cE '^not ok [0-9]+' "$out/pgtap.out")
-    # a file that died or broke its plan fails without a "not ok" line
+    # a file that died or broke its plan fails without a "not ok" line: each test it planned and did not run counts
+    local planned ran
+    while read -r planned ran; do
+      (( planned > ran )) && pgtap_failed=$((pgtap_failed + planned - ran))
+    done < <(sed -nE 's/.*You planned ([0-9]+) tests? but ran ([0-9]+).*/\1 \2/p' "$out/pgtap.out")
     if (( prove_rc != 0 && pgtap_failed == 0 )); then pgtap_failed=1; fi
   else
     echo "no pgTAP files in tests/pgtap" >&2

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { errorCode, isConnectionLost } from './db/errors.js';
 
 /** Anything that runs a parameterised query: a pg.Pool, a pg.Client or a checked-out pool client. */
 export interface Queryable {
@@ -42,21 +43,6 @@ export class InterpretationRunInactiveError extends Error {
   }
 }
 
-/**
- * True when the query did not get an answer from the database: the connection was lost or refused, or the server
- * is shutting down / starting up (SQLSTATE classes 08 and 57P). The call may or may not have run.
- * A client that is permanently broken ("not queryable") is not retried: only a pool hands out a new connection.
- */
-export function isConnectionLoss(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  const message = typeof e?.message === 'string' ? e.message : '';
-  if (/not queryable/i.test(message)) return false;
-  if (/^(08|57P0[1-3])/.test(code)) return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)) return true;
-  return /Connection terminated|Connection ended|terminating connection|timeout exceeded when trying to connect/i.test(message);
-}
-
 /** How long the final calls of a run (start, complete, fail) are retried while the connection is lost. */
 const FINAL_CALL_RETRY_MS = 30_000;
 
@@ -64,6 +50,7 @@ const FINAL_CALL_RETRY_MS = 30_000;
  * Runs one of the run's lifecycle calls, retrying it while the connection is lost (a database restart or a
  * failover), for at most `FINAL_CALL_RETRY_MS` and never past the run's timeout. Every lifecycle function is
  * guarded in SQL, so running a call twice is harmless. Reports whether an attempt was lost (it may have run).
+ * A broken client ("not queryable") is not retried: `db` may be a single client, and only a pool reconnects.
  */
 async function lifecycleCall<R extends pg.QueryResultRow>(
   db: Queryable,
@@ -78,7 +65,7 @@ async function lifecycleCall<R extends pg.QueryResultRow>(
     try {
       return { result: await db.query<R>(text, values), lostAttempt };
     } catch (err) {
-      if (!isConnectionLoss(err) || Date.now() + pause > deadline) throw err;
+      if (!isConnectionLost(err) || Date.now() + pause > deadline) throw err;
       lostAttempt = true;
       await new Promise((resolve) => setTimeout(resolve, pause));
       pause = Math.min(pause * 2, 2000);
@@ -88,11 +75,6 @@ async function lifecycleCall<R extends pg.QueryResultRow>(
 
 /** SQLSTATEs of heartbeat/start meaning "this run is finished or gone": stop, do not retry. */
 const RUN_INACTIVE_CODES = new Set(['55000', 'P0002']);
-
-function sqlState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 function messageOf(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
@@ -147,7 +129,7 @@ export async function withHeartbeat(
     );
     timeoutMs = Number(result.rows[0]?.timeout_ms);
   } catch (err) {
-    if (RUN_INACTIVE_CODES.has(sqlState(err) ?? '')) {
+    if (RUN_INACTIVE_CODES.has(errorCode(err) ?? '')) {
       throw new InterpretationRunInactiveError(runId, `interpretation run ${runId} cannot start: ${messageOf(err)}`, {
         cause: err,
       });
@@ -168,7 +150,7 @@ export async function withHeartbeat(
       await db.query('SELECT public.heartbeat_interpretation($1)', [runId]);
       heartbeats += 1;
     } catch (err) {
-      if (RUN_INACTIVE_CODES.has(sqlState(err) ?? '')) {
+      if (RUN_INACTIVE_CODES.has(errorCode(err) ?? '')) {
         inactive = new InterpretationRunInactiveError(
           runId,
           `interpretation run ${runId} is no longer active; work aborted: ${messageOf(err)}`,

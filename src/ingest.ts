@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { StorageError, storageKey, type StorageAdapter } from './storage/types.js';
+import { StorageError, type StorageAdapter } from './storage/types.js';
 import { toStorageError } from './storage/classify.js';
 
 export interface IngestInput {
@@ -63,14 +63,13 @@ export async function ingestSource(db: Db, input: IngestInput, options: IngestOp
   const content = Buffer.isBuffer(input.content) ? input.content : Buffer.from(input.content);
   const contentHash = createHash('sha256').update(content).digest('hex');
   const bucket = options.bucket ?? 'sources';
-  const storageUrl = storageKey(input.userId, contentHash);
   const byteSize = content.length;
-  const base = { contentHash, storageUrl, byteSize };
 
   const duplicate = (row: SourceRow): IngestResult => ({
     status: 'duplicate',
     sourceId: row.id,
-    ...base,
+    contentHash,
+    byteSize,
     storageUrl: row.storage_url,
     storageStatus: row.storage_status,
   });
@@ -79,7 +78,13 @@ export async function ingestSource(db: Db, input: IngestInput, options: IngestOp
   if (known) return duplicate(known);
   // Content the quota would refuse is refused before it is uploaded: no bytes sent, no unreferenced object
   // left in storage. The trigger on sources still decides for concurrent ingests (checked again at insert).
-  await db.query('SELECT public.check_storage_quota($1, $2)', [input.userId, byteSize]);
+  // The storage key comes from the database, which also builds the queue's storage_path.
+  const checked = await db.query<{ key: string }>(
+    'SELECT public.check_storage_quota($1, $2), neotoma_ops.storage_key($1, $3) AS key',
+    [input.userId, byteSize, contentHash],
+  );
+  const storageUrl = checked.rows[0]!.key;
+  const base = { contentHash, storageUrl, byteSize };
 
   let uploadError: StorageError | undefined;
   try {

@@ -7,7 +7,7 @@ import { runner } from 'node-pg-migrate';
 import { connect } from './db/connect.js';
 import { preflight } from './db/preflight.js';
 import { OperationalError } from './errors.js';
-import { migrationsDir, projectRoot, sqlFunctionsDir, sqlTriggersDir } from './paths.js';
+import { migrationsDir, projectRoot, sqlFunctionsDir, sqlTriggersDir, sqlViewsDir } from './paths.js';
 
 /**
  * `migrate` holds a lease (a row of neotoma_ops.migrate_lock, renewed by a second connection) for its whole run,
@@ -41,16 +41,18 @@ export interface MigrateOptions {
   log?: (line: string) => void;
   /** Defaults to the package's migrations/ folder. */
   migrationsDir?: string;
-  /** Folders of idempotent SQL files applied after the migrations; defaults to sql/functions then sql/triggers. */
+  /** Folders of idempotent SQL files applied after the migrations; defaults to sql/functions, sql/views, sql/triggers. */
   repeatableDirs?: string[];
   /** lock_timeout of migrations and SQL files, in ms (default 500): the longest a writer waits behind them. */
   lockTimeoutMs?: number;
 }
 
+const REPEATABLE_DIRS = [sqlFunctionsDir, sqlViewsDir, sqlTriggersDir];
+
 function folders(options: MigrateOptions): { migrations: string; repeatable: string[] } {
   return {
     migrations: options.migrationsDir ?? migrationsDir,
-    repeatable: options.repeatableDirs ?? [sqlFunctionsDir, sqlTriggersDir],
+    repeatable: options.repeatableDirs ?? REPEATABLE_DIRS,
   };
 }
 
@@ -106,10 +108,11 @@ function relative(file: string): string {
   return path.relative(projectRoot, file);
 }
 
+/** The .sql files under `dir`, subfolders included, in path order. */
 async function listSqlFiles(dir: string): Promise<string[]> {
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = (await readdir(dir, { recursive: true })) as string[];
   } catch {
     return [];
   }
@@ -119,8 +122,33 @@ async function listSqlFiles(dir: string): Promise<string[]> {
     .map((n) => path.join(dir, n));
 }
 
-/** Each folder in turn (functions, then triggers), files in name order. */
-export async function listRepeatableFiles(dirs: string[] = [sqlFunctionsDir, sqlTriggersDir]): Promise<string[]> {
+/** Migration names (file names without .sql) in the order they apply. */
+async function listMigrations(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort().map((n) => n.replace(/\.sql$/, ''));
+}
+
+/**
+ * The migration a repeatable file belongs to: the one named after the file's area, the first folder under its root
+ * (`sql/functions/quotas/internal/x.sql` → `NNNN_quotas`). The file is applied once that migration is, and
+ * `migrate down` reverting that migration drops what the file created. A file directly in a root has no area:
+ * null (it then belongs to the newest migration applied when it is first applied).
+ */
+export function owningMigration(root: string, file: string, migrations: string[]): string | null {
+  const parts = path.relative(root, file).split(path.sep);
+  if (parts.length < 2) return null;
+  const area = parts[0]!;
+  const owner = migrations.find((m) => m.replace(/^\d+_/, '') === area);
+  if (!owner) {
+    throw new OperationalError(
+      `${relative(path.join(root, area))}/ is named after no migration: the folders under ${relative(root)}/ take the name ` +
+        `of the migration that creates what their files need (migrations/NNNN_${area}.sql). Rename the folder.`,
+    );
+  }
+  return owner;
+}
+
+/** Each folder in turn (functions, views, triggers), files in path order. */
+export async function listRepeatableFiles(dirs: string[] = REPEATABLE_DIRS): Promise<string[]> {
   const files: string[] = [];
   for (const dir of dirs) files.push(...(await listSqlFiles(dir)));
   return files;
@@ -144,8 +172,11 @@ async function ensureBookkeeping(client: pg.Client): Promise<void> {
     CREATE TABLE IF NOT EXISTS ${SQL_FILES_TABLE} (
       file       text PRIMARY KEY,
       checksum   text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
+      applied_at timestamptz NOT NULL DEFAULT now(),
+      migration  text
     );
+    COMMENT ON COLUMN ${SQL_FILES_TABLE}.migration IS
+      'The migration this file belongs to: reverting it drops what the file created (neotoma_ops.sql_file_objects).';
     ALTER TABLE ${SQL_FILES_TABLE} ENABLE ROW LEVEL SECURITY;
     CREATE TABLE IF NOT EXISTS ${DEFERRED_STEPS_TABLE} (
       migration    text        NOT NULL,
@@ -175,37 +206,48 @@ async function ensureBookkeeping(client: pg.Client): Promise<void> {
 }
 
 /**
- * Records what the file just applied (in this transaction) defines: every function, view and trigger whose
- * catalog row this transaction wrote (CREATE OR REPLACE, GRANT and REVOKE rewrite the row, so an unchanged
- * object counts too). `doctor` and the privilege rules know the project's objects from this table.
+ * Every function, view (its rule) and trigger outside the system schemas, with the version of its catalog row
+ * (ctid: CREATE OR REPLACE, GRANT and REVOKE write a new row version, so an unchanged object re-created counts too).
  */
-async function recordFileObjects(client: pg.Client, file: string): Promise<void> {
-  await client.query(
-    `WITH mine AS (SELECT pg_catalog.pg_current_xact_id()::xid AS x)
-     INSERT INTO ${SQL_FILE_OBJECTS_TABLE} AS o (file, object_type, identity)
-     SELECT $1, 'function',
-            format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes))
-       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace, mine
-      WHERE p.xmin = mine.x
-     UNION
-     SELECT $1, 'view', format('%I.%I', n.nspname, c.relname)
+async function catalogVersions(client: pg.Client): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ object_type: string; identity: string; version: string }>(
+    `SELECT 'function' AS object_type, format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)) AS identity,
+            p.ctid::text AS version
+       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+     UNION ALL
+     SELECT 'view', format('%I.%I', n.nspname, c.relname), r.ctid::text
        FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, mine
-      WHERE r.xmin = mine.x AND c.relkind = 'v'
-     UNION
-     SELECT $1, 'trigger', format('%I ON %I.%I', t.tgname, n.nspname, c.relname)
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     UNION ALL
+     SELECT 'trigger', format('%I ON %I.%I', t.tgname, n.nspname, c.relname), t.ctid::text
        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, mine
-      WHERE t.xmin = mine.x AND NOT t.tgisinternal
-     ON CONFLICT (object_type, identity) DO UPDATE SET file = EXCLUDED.file`,
-    [file],
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT t.tgisinternal`,
   );
-  // what the file defined before and no longer does (rows this transaction did not just write): dropped, so a
-  // renamed function or a changed signature leaves nothing behind
+  return new Map(rows.map((r) => [`${r.object_type}\t${r.identity}`, r.version]));
+}
+
+/**
+ * Records what the file just applied defines: every function, view and trigger whose catalog row it wrote
+ * (compared with `before`, taken just before the file ran). What the file defined before and no longer does is
+ * dropped, so a renamed function or a changed signature leaves nothing behind. `migrate down`, `doctor` and the
+ * privilege rules know the project's objects from this table.
+ */
+async function recordFileObjects(client: pg.Client, file: string, before: Map<string, string>): Promise<void> {
+  const written = [...(await catalogVersions(client))].filter(([key, version]) => before.get(key) !== version).map(([key]) => key.split('\t'));
+  await client.query(
+    `INSERT INTO ${SQL_FILE_OBJECTS_TABLE} AS o (file, object_type, identity)
+     SELECT $1, t, i FROM unnest($2::text[], $3::text[]) AS w (t, i)
+     ON CONFLICT (object_type, identity) DO UPDATE SET file = EXCLUDED.file`,
+    [file, written.map((w) => w[0]), written.map((w) => w[1])],
+  );
   const { rows: gone } = await client.query<{ object_type: string; identity: string }>(
-    `DELETE FROM ${SQL_FILE_OBJECTS_TABLE} WHERE file = $1 AND xmin <> pg_catalog.pg_current_xact_id()::xid
+    `DELETE FROM ${SQL_FILE_OBJECTS_TABLE}
+      WHERE file = $1 AND (object_type, identity) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))
      RETURNING object_type, identity`,
-    [file],
+    [file, written.map((w) => w[0]), written.map((w) => w[1])],
   );
   await dropObjects(client, gone);
 }
@@ -319,17 +361,27 @@ async function appliedChecksums(client: pg.ClientBase): Promise<Map<string, stri
  * usage counters of a user must never be born while the sources trigger is missing), and the functions they
  * call are committed before them.
  */
-async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (line: string) => void): Promise<string[]> {
+async function applyRepeatableFiles(
+  client: pg.Client,
+  dirs: string[],
+  migrationsDir: string,
+  log: (line: string) => void,
+): Promise<string[]> {
   const known = await appliedChecksums(client);
-  const applied: string[] = [];
+  const migrations = await listMigrations(migrationsDir);
+  const applied = new Set(await appliedMigrations(client));
+  const newest = migrations.filter((m) => applied.has(m)).at(-1) ?? null;
+  const done: string[] = [];
   for (const dir of dirs) {
-    const changed: Array<{ name: string; sum: string; text: string }> = [];
+    const changed: Array<{ name: string; sum: string; text: string; migration: string | null }> = [];
     const present: string[] = [];
     for (const file of await listSqlFiles(dir)) {
+      const owner = owningMigration(dir, file, migrations);
+      if (owner !== null && !applied.has(owner)) continue; // what it needs is not there yet
       const name = relative(file);
       present.push(name);
       const sum = await checksum(file);
-      if (known.get(name) !== sum) changed.push({ name, sum, text: await readFile(file, 'utf8') });
+      if (known.get(name) !== sum) changed.push({ name, sum, text: await readFile(file, 'utf8'), migration: owner ?? newest });
     }
     const removed = await client.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM ${SQL_FILE_OBJECTS_TABLE} WHERE starts_with(file, $1) AND NOT (file = ANY ($2::text[]))`,
@@ -345,12 +397,14 @@ async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (lin
         await dropObjectsOfRemovedFiles(client, dir, present, log);
         for (const f of changed) {
           current = f;
+          const before = await catalogVersions(client);
           await client.query(f.text);
-          await recordFileObjects(client, f.name);
+          await recordFileObjects(client, f.name, before);
           await client.query(
-            `INSERT INTO ${SQL_FILES_TABLE} (file, checksum) VALUES ($1, $2)
-             ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
-            [f.name, f.sum],
+            `INSERT INTO ${SQL_FILES_TABLE} (file, checksum, migration) VALUES ($1, $2, $3)
+             ON CONFLICT (file) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(),
+                                              migration = coalesce(${SQL_FILES_TABLE}.migration, EXCLUDED.migration)`,
+            [f.name, f.sum, f.migration],
           );
         }
         await client.query('COMMIT');
@@ -367,9 +421,51 @@ async function applyRepeatableFiles(client: pg.Client, dirs: string[], log: (lin
       }
     }, log);
     for (const f of changed) log(`applied ${f.name}`);
-    applied.push(...changed.map((f) => f.name));
+    done.push(...changed.map((f) => f.name));
   }
-  return applied;
+  return done;
+}
+
+/** Applied migrations in the order they were applied (empty before the first). */
+async function appliedMigrations(client: pg.ClientBase): Promise<string[]> {
+  const table = `${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`;
+  const exists = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [table]);
+  if (!exists.rows[0]?.ok) return [];
+  return (await client.query<{ name: string }>(`SELECT name FROM ${table} ORDER BY run_on, id`)).rows.map((r) => r.name);
+}
+
+/**
+ * Before `migrate down` reverts `reverting`: drops what the repeatable files belonging to those migrations created
+ * (recorded signatures: triggers, then views, then functions), and forgets those files, so that the down sections
+ * find their tables free and the next `up` applies the files again. One transaction.
+ */
+async function dropObjectsOfMigrations(client: pg.Client, reverting: string[], log: (line: string) => void): Promise<void> {
+  if (reverting.length === 0 || (await appliedChecksums(client)).size === 0) return;
+  await withLockRetry(client, 'migrate down', () => inTransaction(client, lockTimeouts.get(client) ?? DEFAULT_LOCK_TIMEOUT_MS, async () => {
+    const { rows } = await client.query<{ file: string; object_type: string; identity: string }>(
+      `SELECT o.file, o.object_type, o.identity
+         FROM ${SQL_FILE_OBJECTS_TABLE} o JOIN ${SQL_FILES_TABLE} f USING (file)
+        WHERE f.migration = ANY ($1::text[])`,
+      [reverting],
+    );
+    await dropObjects(client, rows);
+    const { rows: files } = await client.query<{ file: string }>(
+      `DELETE FROM ${SQL_FILES_TABLE} WHERE migration = ANY ($1::text[]) RETURNING file`,
+      [reverting],
+    );
+    await client.query(`DELETE FROM ${SQL_FILE_OBJECTS_TABLE} WHERE file = ANY ($1::text[])`, [files.map((f) => f.file)]);
+    if (files.length > 0) log(`dropped what the ${files.length} SQL file(s) of the migration(s) being reverted created`);
+  }), log);
+}
+
+/**
+ * After the last migration is reverted: the runner's own tables go too (the lease table last, by the caller), so
+ * that a full `migrate down` leaves the database as it was before the first `up`.
+ */
+async function dropBookkeeping(client: pg.Client, log: (line: string) => void): Promise<void> {
+  await client.query(`DROP TABLE IF EXISTS ${SQL_FILE_OBJECTS_TABLE}, ${SQL_FILES_TABLE}, ${DEFERRED_STEPS_TABLE},
+                                          ${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`);
+  log('every migration is reverted: removed the migration history (neotoma_ops)');
 }
 
 interface DeferredStepRow {
@@ -620,9 +716,9 @@ async function tryLease(client: pg.Client, holder: string): Promise<boolean> {
 async function withMigrateLock<T>(databaseUrl: string, options: MigrateOptions, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const log = options.log ?? (() => undefined);
   const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate' });
-  // a migration's own RAISE NOTICE (SQLSTATE 00000) is for the operator; "already exists, skipping" notices are not
+  // a migration's own RAISE NOTICE is for the operator; "does not exist, skipping" and the like are not
   client.on('notice', (n: { code?: string; message?: string }) => {
-    if (n.code === '00000' && n.message) log(`notice: ${n.message}`);
+    if (n.code === '00000' && n.message && !/, skipping$/.test(n.message)) log(`notice: ${n.message}`);
   });
   const holder = `${os.hostname()}:${process.pid}:${randomUUID()}`;
   let renewer: pg.Client | undefined;
@@ -667,27 +763,63 @@ export async function migrateUp(databaseUrl: string, options: MigrateOptions = {
   const dirs = folders(options);
   return withMigrateLock(databaseUrl, options, async (client) => {
     const migrations = await runMigrations(client, 'up', dirs.migrations, options.count, log);
-    const sqlFiles = await applyRepeatableFiles(client, dirs.repeatable, log);
+    const sqlFiles = await applyRepeatableFiles(client, dirs.repeatable, dirs.migrations, log);
     const deferred = await runDeferredSteps(client, log);
     return { migrations, sqlFiles, deferredSteps: deferred.done, warnings: deferred.warnings };
   });
 }
 
 /**
- * Reverts the last `count` migrations (default 1). Function and trigger files are then marked
- * unapplied, so the next `up` re-creates whatever the reverted migrations dropped with their tables.
+ * Reverts the last `count` migrations (default 1). What the SQL files of those migrations created is dropped first
+ * (by the signatures recorded when they were applied); the files of earlier migrations stay applied. Reverting
+ * the last migration removes the runner's own tables too.
  */
 export async function migrateDown(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const log = options.log ?? (() => undefined);
   const dirs = folders(options);
-  return withMigrateLock(databaseUrl, options, async (client) => {
+  let emptied = false;
+  const result = await withMigrateLock(databaseUrl, options, async (client) => {
+    const applied = await appliedMigrations(client);
+    const reverting = applied.slice(-Math.max(0, options.count ?? 1));
+    await dropObjectsOfMigrations(client, reverting, log);
     const migrations = await runMigrations(client, 'down', dirs.migrations, options.count, log);
-    if ((await appliedChecksums(client)).size > 0) {
-      await client.query(`DELETE FROM ${SQL_FILES_TABLE}`);
-      await client.query(`DELETE FROM ${SQL_FILE_OBJECTS_TABLE}`);
+    if ((await appliedMigrations(client)).length === 0 && applied.length > 0) {
+      await dropBookkeeping(client, log);
+      emptied = true;
     }
     return { migrations, sqlFiles: [], deferredSteps: [], warnings: [] };
   });
+  if (emptied) await dropLeaseTable(databaseUrl);
+  return result;
+}
+
+/** The lease table and the schema, once nothing else is in it (another run may have created it again: then kept). */
+async function dropLeaseTable(databaseUrl: string): Promise<void> {
+  const client = await connect(databaseUrl, { applicationName: 'neotoma-ops migrate' });
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATE_LOCK_KEY]);
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'neotoma_ops' AND c.relname <> 'migrate_lock' AND c.relname NOT LIKE 'migrate_lock%'`,
+    );
+    const lease = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM neotoma_ops.migrate_lock WHERE expires_at > now()`)
+      .catch(() => ({ rows: [{ n: 0 }] }));
+    if ((rows[0]?.n ?? 1) === 0 && (lease.rows[0]?.n ?? 1) === 0) {
+      await client.query('DROP TABLE IF EXISTS neotoma_ops.migrate_lock');
+      await client.query(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_namespace n ON d.refobjid = n.oid
+                        WHERE n.nspname = 'neotoma_ops' AND d.refclassid = 'pg_catalog.pg_namespace'::regclass) THEN
+          DROP SCHEMA IF EXISTS neotoma_ops;
+        END IF;
+      END $$`);
+    }
+    await client.query('COMMIT');
+  } catch {
+    await client.query('ROLLBACK').catch(() => undefined);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Which migrations and SQL files are applied, changed or pending; changes nothing. */

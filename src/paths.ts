@@ -6,6 +6,7 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 export const migrationsDir = path.join(projectRoot, 'migrations');
 export const sqlFunctionsDir = path.join(projectRoot, 'sql', 'functions');
+export const sqlViewsDir = path.join(projectRoot, 'sql', 'views');
 export const sqlTriggersDir = path.join(projectRoot, 'sql', 'triggers');
 export const scriptsDir = path.join(projectRoot, 'scripts');
 

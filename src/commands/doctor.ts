@@ -140,7 +140,8 @@ async function checkMigrations(c: pg.ClientBase): Promise<DoctorCheck> {
   return ok('migrations', `${s.applied.length} migrations and ${s.sqlFiles.length} SQL files applied, no deferred step pending`);
 }
 
-/** Neotoma v0.2.0's columns (design §3) that v0.3.0 relies on: name → [type, NOT NULL]. */
+/** Neotoma v0.2.0's columns that v0.3.0 relies on (as tests/fixtures/neotoma-v0.2.0/schema.sql defines them):
+ *  name → [type, NOT NULL]. */
 const BASE_COLUMNS: Record<string, Record<string, [string, boolean]>> = {
   'public.sources': {
     id: ['uuid', true], user_id: ['uuid', true], content_hash: ['text', true], mime_type: ['text', true],
@@ -259,7 +260,7 @@ async function checkCounters(c: pg.ClientBase): Promise<DoctorCheck> {
             (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM missing ORDER BY user_id LIMIT 5) x) AS missing,
             (SELECT count(*) FROM runs_low) AS runs_low_n,
             (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM runs_low ORDER BY user_id LIMIT 5) x) AS runs_low,
-            EXISTS (SELECT 1 FROM neotoma_ops.deferred_steps WHERE migration = '0100_quota-tables' AND completed_at IS NULL)
+            EXISTS (SELECT 1 FROM neotoma_ops.deferred_steps WHERE migration = '0004_quotas' AND completed_at IS NULL)
               AS backfill_pending`,
   );
   const issues: string[] = [];

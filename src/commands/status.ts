@@ -69,7 +69,7 @@ export async function collectStatus(db: pg.Client | pg.Pool): Promise<StatusRepo
   const stale = await db.query<{ id: string; user_id: string; status: string; timeout_at: Date; heartbeat_at: Date | null }>(
     `SELECT id, user_id, status, timeout_at, heartbeat_at
        FROM public.interpretation_runs
-      WHERE status IN ('pending', 'running') AND timeout_at < now()
+      WHERE neotoma_ops.interpretation_run_is_stale(status, timeout_at)
       ORDER BY timeout_at
       LIMIT 5`,
   );

@@ -24,35 +24,30 @@ export interface UsageReport {
 interface ReportRow {
   plan_id: string; used_bytes: string; limit_bytes: string | null; used_human: string; limit_human: string;
   percent_used: string | null; state: UsageReport['state']; total_sources: string; interpretations_used: number;
-  interpretations_limit: number | null; max_file_bytes: string | null; max_file_human: string; billing_period_start: Date | null; resets_at: Date | null;
+  interpretations_limit: number | null; max_file_bytes: string | null; max_file_human: string; billing_period_start: Date;
+  resets_at: Date; has_usage_row: boolean;
 }
 
 const num = (v: string | null): number | null => (v === null ? null : Number(v));
 
 /**
- * storage_usage_report for one user; a user who never wrote has no row and is shown on the free plan
- * with nothing used (their row is created by their first write).
+ * public.usage_report() for one user (the storage_usage_report row; for a user who never wrote, the row their
+ * first write starts from). Such a user has no billing period yet: it starts with that write.
  */
 export async function collectUsage(db: pg.Client | pg.Pool, userId: string): Promise<UsageReport> {
   const { rows } = await db.query<ReportRow>(
     `SELECT plan_id, used_bytes, limit_bytes, used_human, limit_human, percent_used, state, total_sources,
-            interpretations_used, interpretations_limit, max_file_bytes, max_file_human, billing_period_start, resets_at
-       FROM public.storage_usage_report WHERE user_id = $1
-     UNION ALL
-     SELECT p.id, 0, p.storage_limit_bytes, public.format_bytes(0),
-            coalesce(public.format_bytes(p.storage_limit_bytes), 'unlimited'),
-            CASE WHEN p.storage_limit_bytes > 0 THEN 0 END, 'ok', 0, 0, p.interpretation_limit_month,
-            p.max_file_bytes, coalesce(public.format_bytes(p.max_file_bytes), 'unlimited'), NULL, NULL
-       FROM public.plans AS p
-      WHERE p.id = 'free' AND NOT EXISTS (SELECT 1 FROM public.storage_usage WHERE user_id = $1)`,
+            interpretations_used, interpretations_limit, max_file_bytes, max_file_human, billing_period_start, resets_at,
+            has_usage_row
+       FROM public.usage_report($1)`,
     [userId],
   );
   const r = rows[0];
-  if (!r) throw new Error('plan "free" is missing from public.plans');
+  if (!r) throw new Error(`public.usage_report() returned no row for user ${userId}`);
   return {
     user_id: userId,
     plan: r.plan_id,
-    has_usage_row: r.billing_period_start !== null,
+    has_usage_row: r.has_usage_row,
     used_bytes: Number(r.used_bytes),
     limit_bytes: num(r.limit_bytes),
     used_human: r.used_human,
@@ -64,8 +59,8 @@ export async function collectUsage(db: pg.Client | pg.Pool, userId: string): Pro
     interpretations_limit: r.interpretations_limit,
     max_file_bytes: num(r.max_file_bytes),
     max_file_human: r.max_file_human,
-    billing_period_start: r.billing_period_start ? new Date(r.billing_period_start).toISOString() : null,
-    resets_at: r.resets_at ? new Date(r.resets_at).toISOString() : null,
+    billing_period_start: r.has_usage_row ? new Date(r.billing_period_start).toISOString() : null,
+    resets_at: r.has_usage_row ? new Date(r.resets_at).toISOString() : null,
   };
 }
 

@@ -10,9 +10,11 @@ import type { StorageAdapter } from './types.js';
 export { FsStorage, type FsStorageOptions } from './fs.js';
 export { S3Storage, type S3StorageOptions } from './s3.js';
 export { SupabaseStorage, type SupabaseStorageOptions } from './supabase.js';
-export { FaultyStorage, PartialWriteFsStorage, type FaultSettings, type FaultyStorageOptions } from './faulty.js';
 export { isRetryable, isRetryableStatus, toStorageError } from './classify.js';
-export { StorageError, storageKey, type PutRequest, type StorageAdapter } from './types.js';
+export { StorageError, type PutRequest, type StorageAdapter } from './types.js';
+// The fault-injecting test backend (./faulty.ts) is deliberately not exported: it is not library API. Worker
+// processes under test reach it through createStorageFromEnv (STORAGE_BACKEND=faulty), tests import it from
+// its own module; a separate "./testing" entry point would only publish it.
 
 export type StorageBackend = 'fs' | 's3' | 'supabase';
 type Env = Record<string, string | undefined>;

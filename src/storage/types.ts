@@ -43,8 +43,3 @@ export class StorageError extends Error {
     if (options.code !== undefined) this.code = options.code;
   }
 }
-
-/** The storage key of a source: `{user_id}/{content_hash}` (design §3). */
-export function storageKey(userId: string, contentHash: string): string {
-  return `${userId}/${contentHash}`;
-}

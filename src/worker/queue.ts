@@ -29,7 +29,10 @@ function interval(seconds: number): string {
   return `${seconds} seconds`;
 }
 
-/** Typed calls of the queue functions (design §4.3). Stale tokens come back as null / false, never as errors. */
+/**
+ * Typed calls of the queue functions (docs/upload-queue.md, "SQL interface"). Stale tokens come back as null /
+ * false, never as errors.
+ */
 export const queue = {
   async claim(db: Db, workerId: string, limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
     // unnamed statements only: a named one lives on one server session, which a transaction-mode pooler does not

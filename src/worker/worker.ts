@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
 import { connect, createPool } from '../db/connect.js';
+import { isFinalDatabaseAnswer } from '../db/errors.js';
 import { OperationalError } from '../errors.js';
 import type { Fields, Level, Log } from '../log.js';
 import { toStorageError } from '../storage/classify.js';
@@ -110,16 +111,6 @@ class ShuttingDown extends Error {
 interface InFlight {
   controller: AbortController;
   done: Promise<void>;
-}
-
-/**
- * True for an error the database answered with (a SQLSTATE outside the classes of lost connections (08),
- * shutdown / admin intervention (57), insufficient resources (53) and serialization / deadlock (40)):
- * retrying the same call will not help.
- */
-function isFinalDatabaseAnswer(err: unknown): boolean {
-  const sqlState = (err as { code?: unknown } | null)?.code;
-  return typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && !/^(08|57|53|40)/.test(sqlState);
 }
 
 function describe(err: unknown): string {

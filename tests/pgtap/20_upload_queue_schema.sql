@@ -1,4 +1,4 @@
--- Upload queue schema (design §4.3): sources.storage_status, upload_queue and its payload table, indexes
+-- Upload queue schema (docs/upload-queue.md): sources.storage_status, upload_queue and its payload table, indexes
 -- (one open job per source, claim order), queue autovacuum settings, RLS, grants, the pg_cron job, the claim
 -- query plan, and what anon/authenticated/service_role may do.
 BEGIN;

@@ -1,4 +1,4 @@
--- Upload queue behaviour (design §4.3): retry delays, enqueue (and its bad input), claim order and arguments,
+-- Upload queue behaviour (docs/upload-queue.md): retry delays, enqueue (and its bad input), claim order and arguments,
 -- bytes for the lease holder only, lease extension, completion, the full backoff schedule up to the terminal
 -- failure, requeue, fencing of stale leases, and process_upload_queue() (rescue, prune, due, idempotence).
 -- Time is moved by backdating next_retry_at / locked_until; now() is fixed for the whole transaction.

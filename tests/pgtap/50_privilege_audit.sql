@@ -156,7 +156,15 @@ SELECT CASE WHEN pf.oid IS NULL THEN 'missing'
        'security invoker', 'client-callable function exists and runs with the caller''s rights: ' || w.fn
   FROM want_fn w LEFT JOIN proj_fn pf ON pf.name = w.fn ORDER BY w.fn;
 
--- search_path pinned on every function; SECURITY DEFINER ones to an empty path or pg_catalog only
+-- search_path pinned on every function; SECURITY DEFINER ones to an empty path or pg_catalog only. Except the
+-- functions written to be inlined into their callers' queries (one rule in one place, at no cost): a SET clause
+-- would stop the inlining. Those must stay inlinable: LANGUAGE sql, SECURITY INVOKER (the caller's rights and
+-- path), not volatile, no SET clause at all; their bodies schema-qualify what they call.
+CREATE TEMP TABLE inlined_fn (fn text PRIMARY KEY) ON COMMIT DROP;
+INSERT INTO inlined_fn VALUES
+  ('neotoma_ops.effective_limit(anyelement, anyelement)'),
+  ('neotoma_ops.interpretation_run_is_stale(text, timestamp with time zone)'),
+  ('neotoma_ops.storage_key(uuid, text)');
 INSERT INTO checks (got, want, descr)
 SELECT CASE WHEN sp IS NULL THEN 'search_path not pinned'
             WHEN NOT prosecdef OR sp IN ('""', 'pg_catalog', 'pg_catalog, pg_temp') THEN 'pinned'
@@ -164,7 +172,20 @@ SELECT CASE WHEN sp IS NULL THEN 'search_path not pinned'
        CASE WHEN prosecdef THEN 'SECURITY DEFINER ' ELSE '' END || name || ' pins search_path'
   FROM (SELECT pf.*, (SELECT substr(c, length('search_path=') + 1) FROM unnest(pf.proconfig) c
                        WHERE c LIKE 'search_path=%') AS sp FROM proj_fn pf) f
+ WHERE name NOT IN (SELECT fn FROM inlined_fn)
  ORDER BY name;
+INSERT INTO checks (got, want, descr)
+SELECT CASE WHEN pf.oid IS NULL THEN 'missing'
+            WHEN pf.prosecdef THEN 'security definer'
+            WHEN l.lanname <> 'sql' THEN 'language ' || l.lanname
+            WHEN p.provolatile = 'v' THEN 'volatile'
+            WHEN pf.proconfig IS NOT NULL THEN 'has a SET clause'
+            ELSE 'inlinable' END,
+       'inlinable', i.fn || ' stays inlinable (SQL, SECURITY INVOKER, not volatile, no SET clause)'
+  FROM inlined_fn i LEFT JOIN proj_fn pf ON pf.name = i.fn
+  LEFT JOIN pg_catalog.pg_proc p ON p.oid = pf.oid
+  LEFT JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+ ORDER BY i.fn;
 
 -- ownership: nothing belongs to a role a client can become
 INSERT INTO checks (got, want, descr)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatReport, runSoak } from '../ts/helpers/soak.js';
+import { formatReport, runSoak } from '../ts/helpers/soak/index.js';
 
 // `npm run soak`: the long soak, SOAK_SECONDS of load (default 120), then the invariants; prints its figures.
 const seconds = Number(process.env.SOAK_SECONDS ?? 120);

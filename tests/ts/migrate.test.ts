@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDown, migrateUp, migrationStatus, MigrationFileError } from '../../src/migrate.js';
 import { OperationalError } from '../../src/errors.js';
-import { migrationsDir, projectRoot, sqlFunctionsDir, sqlTriggersDir } from '../../src/paths.js';
+import { migrationsDir, projectRoot, sqlFunctionsDir, sqlTriggersDir, sqlViewsDir } from '../../src/paths.js';
 import { client, runCli, throwawayCluster, type Throwaway } from './helpers/db.js';
 
 const allMigrations = (await readdir(migrationsDir)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
@@ -105,7 +105,7 @@ describe('repeatable SQL files and failures', () => {
     await writeFile(path.join(fns, 'a_one.sql'), 'CREATE OR REPLACE FUNCTION public.t_one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n');
     await writeFile(path.join(fns, 'b_two.sql'), 'CREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n');
     // the project's own files too: the migrations' deferred steps call their functions
-    const opts = { migrationsDir: path.join(tmp, 'migrations'), repeatableDirs: [sqlFunctionsDir, sqlTriggersDir, fns] };
+    const opts = { migrationsDir: path.join(tmp, 'migrations'), repeatableDirs: [sqlFunctionsDir, sqlViewsDir, sqlTriggersDir, fns] };
     const mine = (files: string[]): string[] => files.filter((f) => f.startsWith(path.relative(projectRoot, fns))).map((f) => path.basename(f));
     const ours = (files: { file: string; state: string }[]) => files.filter((f) => mine([f.file]).length > 0);
 
@@ -160,12 +160,151 @@ describe('repeatable SQL files and failures', () => {
   it('refuses a new migration that sorts before an applied one, saying how to fix it', async () => {
     const migs = path.join(tmp, 'migrations');
     await rm(path.join(migs, '9999_broken.sql'), { force: true });
-    await writeFile(path.join(migs, '00025_late.sql'), '-- Up Migration\nSELECT 1;\n-- Down Migration\nSELECT 1;\n');
+    await writeFile(path.join(migs, '0002_late.sql'), '-- Up Migration\nSELECT 1;\n-- Down Migration\nSELECT 1;\n');
     const err = await migrateUp(db.url, { migrationsDir: migs, repeatableDirs: [] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OperationalError);
     expect((err as Error).message).toMatch(
-      /^Migration 00025_late is not applied but sorts before 0100_quota-tables, which is: migrations apply in name order only/,
+      /^Migration 0002_late is not applied but sorts before 0002_pg-cron, which is: migrations apply in name order only/,
     );
-    expect(await scalar<number>(db.url, `SELECT count(*)::int FROM neotoma_ops.pgmigrations WHERE name = '00025_late'`)).toBe(0);
+    expect(await scalar<number>(db.url, `SELECT count(*)::int FROM neotoma_ops.pgmigrations WHERE name = '0002_late'`)).toBe(0);
+  });
+});
+
+describe('the migration history', () => {
+  it('is numbered in sequence, 0001 to N, one file per capability, so that a new migration sorts after every applied one', () => {
+    const numbers = allMigrations.map((m) => {
+      const match = /^(\d{4})_[a-z0-9]+(-[a-z0-9]+)*$/.exec(m);
+      expect(match, `${m}: name it NNNN_capability-name.sql`).not.toBeNull();
+      return Number(match![1]);
+    });
+    expect(numbers).toEqual(allMigrations.map((_, i) => i + 1));
+  });
+
+  it('every folder of SQL files is named after a migration, which is where what it needs is created', async () => {
+    const areas = new Set<string>();
+    for (const root of [sqlFunctionsDir, sqlViewsDir, sqlTriggersDir]) {
+      for (const area of await readdir(root)) areas.add(area);
+    }
+    const capabilities = allMigrations.map((m) => m.replace(/^\d+_/, ''));
+    for (const area of areas) expect(capabilities, `sql/*/${area}/`).toContain(area);
+  });
+});
+
+/** Everything in the catalog a project could create: per kind, the sorted names. */
+async function catalog(url: string): Promise<Record<string, string[]>> {
+  const c = await client(url);
+  const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'`;
+  const names = async (sql: string): Promise<string[]> => (await c.query<{ name: string }>(sql)).rows.map((r) => r.name).sort();
+  try {
+    const cron = (await c.query<{ ok: boolean }>(`SELECT to_regclass('cron.job') IS NOT NULL AS ok`)).rows[0]?.ok;
+    return {
+      schemas: await names(`SELECT nspname AS name FROM pg_namespace`),
+      functions: await names(`SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name
+                                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${userSchemas}`),
+      relations: await names(`SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${userSchemas}`),
+      types: await names(`SELECT n.nspname || '.' || t.typname AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ${userSchemas}`),
+      columns: await names(`SELECT a.attrelid::regclass::text || '.' || a.attname AS name FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${userSchemas} AND a.attnum > 0 AND NOT a.attisdropped`),
+      constraints: await names(`SELECT conrelid::regclass::text || ' ' || conname AS name FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE ${userSchemas}`),
+      triggers: await names(`SELECT tgrelid::regclass::text || ' ' || tgname AS name FROM pg_trigger WHERE NOT tgisinternal`),
+      policies: await names(`SELECT polrelid::regclass::text || ' ' || polname AS name FROM pg_policy`),
+      privileges: await names(`SELECT c.oid::regclass::text || ' ' || coalesce(c.relacl::text, '') AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE ${userSchemas} AND c.relkind IN ('r', 'v', 'S')`),
+      roles: await names(`SELECT rolname AS name FROM pg_roles`),
+      extensions: await names(`SELECT extname AS name FROM pg_extension`),
+      cronJobs: cron ? await names(`SELECT jobname AS name FROM cron.job`) : [],
+    };
+  } finally {
+    await c.end();
+  }
+}
+
+describe('a full migrate down', () => {
+  let db: Throwaway;
+  beforeAll(async () => {
+    db = await throwawayCluster();
+  });
+  afterAll(async () => {
+    await db.destroy();
+  });
+
+  it('leaves no object the project created (catalog before = catalog after), and up works again', async () => {
+    const before = await catalog(db.url);
+    const first = await migrateUp(db.url);
+    const installed = await catalog(db.url);
+    expect(installed.functions).toContain('public.ops_metrics()');
+    expect(installed.cronJobs).toContain('upload-queue-processor');
+    expect(await migrateDown(db.url, { count: allMigrations.length })).toMatchObject({ migrations: [...allMigrations].reverse() });
+    expect(await catalog(db.url)).toEqual(before);
+    const again = await migrateUp(db.url);
+    expect(again.migrations).toEqual(first.migrations);
+    expect(again.sqlFiles).toEqual(first.sqlFiles);
+    expect(await catalog(db.url)).toEqual(installed);
+  });
+
+  it('down by one migration drops exactly what that migration and its SQL files created', async () => {
+    const c = await client(db.url);
+    const files = async (): Promise<Map<string, string[]>> => {
+      const { rows } = await c.query<{ file: string; identity: string }>(`SELECT file, identity FROM neotoma_ops.sql_file_objects`);
+      const m = new Map<string, string[]>();
+      for (const r of rows) m.set(r.file, [...(m.get(r.file) ?? []), r.identity]);
+      return m;
+    };
+    try {
+      const all = await catalog(db.url);
+      const fns = (k: Record<string, string[]>): string[] => k.functions ?? [];
+      const owned = await files();
+      const edge = [...owned.entries()].filter(([f]) => f.includes('/upload-queue-edge-function/')).flatMap(([, ids]) => ids);
+      expect(edge).toEqual(['public.invoke_upload_queue_processor()']);
+      await migrateDown(db.url, { count: 1 });
+      const after = await catalog(db.url);
+      expect(fns(all).filter((f) => !fns(after).includes(f))).toEqual(edge);
+      expect(after.triggers).toEqual(all.triggers);
+      const status = await migrationStatus(db.url);
+      expect(status.sqlFiles.filter((f) => f.state === 'pending').map((f) => f.file)).toEqual([
+        'sql/functions/upload-queue-edge-function/invoke_upload_queue_processor.sql',
+      ]);
+      // two more: operations, then interpretation timeouts (its trigger on interpretation_runs with it)
+      await migrateDown(db.url, { count: 2 });
+      const left = await catalog(db.url);
+      expect(left.functions).not.toContain('public.ops_metrics()');
+      expect(left.functions).not.toContain('public.cleanup_stale_interpretations()');
+      expect(left.triggers).not.toContain('interpretation_runs interpretation_runs_stamp_timeout');
+      expect(left.functions).toContain('public.set_user_plan(p_user_id uuid, p_plan_id text)');
+      expect(left.triggers).toContain('sources quota_sources_insert');
+      expect([...(await files()).keys()].every((f) => /\/(base-schema|quotas|upload-queue)\//.test(f))).toBe(true);
+      await migrateUp(db.url);
+      expect(await catalog(db.url)).toEqual(all);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('each SQL file creates exactly what it is named after', async () => {
+    const c = await client(db.url);
+    try {
+      const { rows } = await c.query<{ file: string; object_type: string; identity: string }>(
+        `SELECT file, object_type, identity FROM neotoma_ops.sql_file_objects ORDER BY file, object_type, identity`,
+      );
+      const byFile = new Map<string, { object_type: string; identity: string }[]>();
+      for (const r of rows) byFile.set(r.file, [...(byFile.get(r.file) ?? []), r]);
+      expect(byFile.size).toBe((await migrationStatus(db.url)).sqlFiles.length);
+      for (const [file, objects] of byFile) {
+        const name = path.basename(file, '.sql');
+        const kind = file.split('/')[1];
+        const named = (o: { identity: string }): string => o.identity.replace(/^[a-z_]+\./, '').replace(/[ (].*$/, '');
+        if (kind === 'functions') {
+          expect(objects.map((o) => [o.object_type, named(o)]), file).toEqual([['function', name]]);
+        } else if (kind === 'views') {
+          expect(objects.map((o) => [o.object_type, named(o)]), file).toEqual([['view', name]]);
+        } else {
+          // a trigger and the function it runs
+          expect(objects.filter((o) => o.object_type === 'trigger').map((o) => o.identity.split(' ')[0]), file).toEqual([name]);
+          expect(objects.filter((o) => o.object_type === 'function').map(named), file).toEqual([expect.stringMatching(new RegExp(`^${name}(_trg)?$`))]);
+        }
+      }
+    } finally {
+      await c.end();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatReport, runSoak } from './helpers/soak.js';
+import { formatReport, runSoak } from './helpers/soak/index.js';
 
 // The 20-second soak (the 2-minute one is `npm run soak`): worker processes on fault-injecting storage,
 // SIGKILLs, a PostgreSQL restart, quotas and interpretation timeouts, then every invariant checked.
