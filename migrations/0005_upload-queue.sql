@@ -115,14 +115,32 @@ CREATE TABLE neotoma_ops.upload_queue_settings (
   singleton           boolean  NOT NULL DEFAULT true,
   completed_retention interval NOT NULL DEFAULT '7 days',
   batch_size          integer  NOT NULL DEFAULT 500,
+  payload_bytes_cap   bigint   NOT NULL DEFAULT 10737418240,
   CONSTRAINT upload_queue_settings_pkey PRIMARY KEY (singleton),
   CONSTRAINT upload_queue_settings_one_row CHECK (singleton),
   CONSTRAINT upload_queue_settings_completed_retention_positive CHECK (completed_retention > interval '0'),
-  CONSTRAINT upload_queue_settings_batch_size_between_1_and_10000 CHECK (batch_size BETWEEN 1 AND 10000)
+  CONSTRAINT upload_queue_settings_batch_size_between_1_and_10000 CHECK (batch_size BETWEEN 1 AND 10000),
+  CONSTRAINT upload_queue_settings_payload_bytes_cap_positive CHECK (payload_bytes_cap > 0)
 );
 COMMENT ON TABLE neotoma_ops.upload_queue_settings IS
-  'process_upload_queue(): how long completed jobs are kept, and how many rows one run handles per step.';
+  'process_upload_queue(): how long completed jobs are kept, and how many rows one run handles per step. payload_bytes_cap: the outage budget, most payload bytes the queue holds (default 10 GiB).';
 INSERT INTO neotoma_ops.upload_queue_settings DEFAULT VALUES;
+
+-- The outage budget: bytes of payloads the queue holds now, in one row that every write of
+-- upload_queue_payloads adjusts (sql/triggers/upload-queue/upload_queue_payloads_count_*.sql) and that a new
+-- payload may not take past upload_queue_settings.payload_bytes_cap (PT503 UPLOAD_QUEUE_FULL, docs/errors.md).
+-- Created by the first write (born true: the sum of the payloads then), so writers running during the upgrade
+-- are counted. Refusals are counted by a sequence, which the rollback of the refused statement does not undo.
+CREATE TABLE neotoma_ops.upload_queue_payload_bytes (
+  singleton  boolean     NOT NULL DEFAULT true,
+  bytes      bigint      NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT upload_queue_payload_bytes_pkey PRIMARY KEY (singleton),
+  CONSTRAINT upload_queue_payload_bytes_one_row CHECK (singleton)
+);
+COMMENT ON TABLE neotoma_ops.upload_queue_payload_bytes IS
+  'Payload bytes the upload queue holds now (= SUM(octet_length(content)) of upload_queue_payloads), against payload_bytes_cap.';
+CREATE SEQUENCE neotoma_ops.upload_queue_full_rejections AS bigint;
 
 -- Monotonic event counters for ops_metrics(). Sharded by backend so concurrent workers do not queue on one
 -- row; transactional, so a rolled-back call counts nothing. Read with neotoma_ops.upload_queue_counter_totals().
@@ -144,6 +162,7 @@ ALTER TABLE public.upload_queue ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.upload_queue_payloads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE neotoma_ops.upload_queue_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE neotoma_ops.upload_queue_counters ENABLE ROW LEVEL SECURITY;
+ALTER TABLE neotoma_ops.upload_queue_payload_bytes ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY "Service role full access - upload_queue" ON public.upload_queue
   FOR ALL TO service_role USING (true) WITH CHECK (true);
@@ -155,9 +174,12 @@ CREATE POLICY "Service role full access - upload_queue_settings" ON neotoma_ops.
   FOR ALL TO service_role USING (true) WITH CHECK (true);
 CREATE POLICY "Service role full access - upload_queue_counters" ON neotoma_ops.upload_queue_counters
   FOR ALL TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY "Service role full access - upload_queue_payload_bytes" ON neotoma_ops.upload_queue_payload_bytes
+  FOR ALL TO service_role USING (true) WITH CHECK (true);
 
-REVOKE ALL ON TABLE public.upload_queue, public.upload_queue_payloads,
-  neotoma_ops.upload_queue_settings, neotoma_ops.upload_queue_counters FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON TABLE public.upload_queue, public.upload_queue_payloads, neotoma_ops.upload_queue_settings,
+  neotoma_ops.upload_queue_counters, neotoma_ops.upload_queue_payload_bytes FROM PUBLIC, anon, authenticated, service_role;
+REVOKE ALL ON SEQUENCE neotoma_ops.upload_queue_full_rejections FROM PUBLIC, anon, authenticated, service_role;
 -- Users see the status of their own jobs; lease internals (token, holder, expiry) and the bytes stay hidden.
 -- Clients select named columns (a `SELECT *` needs the hidden ones too and is refused).
 GRANT SELECT (id, user_id, source_id, bucket, storage_path, content_hash, byte_size, mime_type, status,
@@ -166,6 +188,8 @@ GRANT SELECT (id, user_id, source_id, bucket, storage_path, content_hash, byte_s
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.upload_queue, public.upload_queue_payloads TO service_role;
 GRANT SELECT, UPDATE ON neotoma_ops.upload_queue_settings TO service_role;
 GRANT SELECT, INSERT, UPDATE ON neotoma_ops.upload_queue_counters TO service_role;
+GRANT SELECT, INSERT, UPDATE ON neotoma_ops.upload_queue_payload_bytes TO service_role;
+GRANT SELECT ON SEQUENCE neotoma_ops.upload_queue_full_rejections TO service_role;
 
 -- 6. schedule ------------------------------------------------------------------------------------------
 SELECT cron.schedule('upload-queue-processor', '*/5 * * * *', $$SELECT public.process_upload_queue()$$);
@@ -179,6 +203,8 @@ DROP INDEX IF EXISTS public.upload_queue_failed_at_idx;
 
 SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'upload-queue-processor';
 DELETE FROM neotoma_ops.deferred_steps WHERE migration = '0005_upload-queue';
+DROP TABLE IF EXISTS neotoma_ops.upload_queue_payload_bytes;
+DROP SEQUENCE IF EXISTS neotoma_ops.upload_queue_full_rejections;
 DROP TABLE IF EXISTS neotoma_ops.upload_queue_counters;
 DROP TABLE IF EXISTS neotoma_ops.upload_queue_settings;
 DROP TABLE IF EXISTS public.upload_queue_payloads;

@@ -179,13 +179,14 @@ export async function start(log: Log = createLog()): Promise<void> {
     log(`${sig} received again: stopping the embedded database now, without waiting for uploads in flight`, undefined, 'warn');
     if (db.cluster && db.startedHere) db.cluster.stopSync();
   };
+  // listening before anything is announced: a Ctrl-C sent the moment "running" appears must find its handler
+  const signal = untilSignal(stopNow).then((sig) => log(`${sig} received, stopping`));
   try {
     const result = await migrateUp(db.url, { log });
     log(`migrations: ${result.migrations.length} newly applied, ${result.sqlFiles.length} SQL files (re)applied`);
     // the banner is for the person at the terminal: plain lines, whatever the log format
     console.log(await describeDatabase(db.url));
     console.log('running; press Ctrl-C to stop');
-    const signal = untilSignal(stopNow).then((sig) => log(`${sig} received, stopping`));
     await runWorker({ databaseUrl: db.url, log, stopSignal: signal });
   } finally {
     if (db.cluster && db.startedHere) {

@@ -26,6 +26,9 @@ export async function readOpsMetrics(db: pg.Pool | pg.Client): Promise<OpsMetric
 export const OPS_METRIC_HELP: Record<string, string> = {
   upload_queue_jobs: 'Upload queue jobs by status.',
   upload_queue_oldest_due_age_seconds: 'Age of the oldest pending upload job that is due (0 when none).',
+  upload_queue_payload_bytes: 'Payload bytes the upload queue holds (the outage budget in use).',
+  upload_queue_payload_bytes_cap: 'Most payload bytes the upload queue may hold (upload_queue_settings.payload_bytes_cap).',
+  upload_queue_full_rejections_total: 'Uploads refused because the upload queue held its outage budget (PT503 UPLOAD_QUEUE_FULL).',
   upload_enqueued_total: 'Uploads that failed at ingest and were queued for retry.',
   upload_retries_total: 'Retry attempts started (jobs claimed by a worker).',
   upload_retry_failures_total: 'Retry attempts that failed, expired leases included.',

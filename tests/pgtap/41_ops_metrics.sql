@@ -5,7 +5,8 @@ SELECT plan(9);
 SELECT function_returns('public', 'ops_metrics', ARRAY[]::text[], 'setof record', 'ops_metrics() returns a set of rows');
 SELECT set_eq(
   $$SELECT DISTINCT metric FROM public.ops_metrics()$$,
-  ARRAY['upload_queue_jobs', 'upload_queue_oldest_due_age_seconds', 'upload_enqueued_total', 'upload_retries_total',
+  ARRAY['upload_queue_jobs', 'upload_queue_oldest_due_age_seconds', 'upload_queue_payload_bytes',
+        'upload_queue_payload_bytes_cap', 'upload_queue_full_rejections_total', 'upload_enqueued_total', 'upload_retries_total',
         'upload_retry_failures_total', 'upload_lease_expirations_total', 'upload_terminal_failures_total',
         'upload_completed_total', 'upload_requeued_total', 'upload_pruned_total', 'interpretation_timeouts_total',
         'interpretation_stale_runs', 'quota_rejections_total', 'storage_used_bytes', 'storage_users',

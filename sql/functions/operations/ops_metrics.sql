@@ -24,6 +24,18 @@ AS $$
             WHERE q.status = 'pending' AND q.next_retry_at <= pg_catalog.now()
             ORDER BY q.next_retry_at LIMIT 1)), 0)::double precision
   UNION ALL
+  -- the outage budget: payload bytes held (the row is born with the first payload write; until then, the sum)
+  SELECT 'upload_queue_payload_bytes', '{}'::jsonb,
+         coalesce((SELECT h.bytes FROM neotoma_ops.upload_queue_payload_bytes AS h WHERE h.singleton),
+                  (SELECT sum(pg_catalog.octet_length(p.content)) FROM public.upload_queue_payloads AS p), 0)::double precision
+  UNION ALL
+  SELECT 'upload_queue_payload_bytes_cap', '{}'::jsonb,
+         (SELECT s.payload_bytes_cap FROM neotoma_ops.upload_queue_settings AS s WHERE s.singleton)::double precision
+  UNION ALL
+  SELECT 'upload_queue_full_rejections_total', '{}'::jsonb,
+         (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END
+            FROM neotoma_ops.upload_queue_full_rejections AS s)::double precision
+  UNION ALL
   SELECT c.counter, '{}'::jsonb, c.value::double precision
     FROM neotoma_ops.upload_queue_counter_totals() AS c
   UNION ALL

@@ -1,0 +1,62 @@
+-- neotoma_ops.upload_queue_payload_bytes_add(p_delta, p_new_bytes) → bigint: the outage budget. Adds p_delta (the
+-- change a statement made to the bytes of public.upload_queue_payloads; negative when it deleted) to the bytes
+-- the queue holds and returns the new total. When the statement stored new bytes (p_new_bytes > 0), grew the
+-- total, and the total would pass neotoma_ops.upload_queue_settings.payload_bytes_cap, it raises PT503
+-- UPLOAD_QUEUE_FULL instead (docs/errors.md): the statement is refused whole and writes nothing; the refusal is
+-- counted (a sequence, not undone by the rollback). Below the cap nothing changes; deletes are never refused.
+-- Exact under concurrency: check and increment are one row update, so writers queue on the row. The row is born
+-- true on the first write (the payloads as that statement sees them, its own change included): a payload written
+-- before the triggers existed, or by a writer that has not reached its own update yet, is counted once.
+-- Internal (EXECUTE for service_role only).
+CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_payload_bytes_add(p_delta bigint, p_new_bytes bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = ''
+AS $fn$
+DECLARE
+  v_bytes bigint;
+  v_cap   bigint;
+BEGIN
+  UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+     SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+   WHERE h.singleton
+  RETURNING h.bytes INTO v_bytes;
+  IF NOT FOUND THEN
+    INSERT INTO neotoma_ops.upload_queue_payload_bytes AS h (singleton, bytes)
+    SELECT true, coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p
+    ON CONFLICT (singleton) DO NOTHING
+    RETURNING h.bytes INTO v_bytes;
+    IF NOT FOUND THEN
+      -- another statement created it first: add this one's change to it
+      UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+         SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+       WHERE h.singleton
+      RETURNING h.bytes INTO v_bytes;
+    END IF;
+  END IF;
+
+  IF p_new_bytes > 0 AND p_delta > 0 THEN
+    SELECT s.payload_bytes_cap INTO v_cap FROM neotoma_ops.upload_queue_settings AS s WHERE s.singleton;
+    IF v_bytes > v_cap THEN
+      PERFORM pg_catalog.nextval('neotoma_ops.upload_queue_full_rejections');
+      RAISE EXCEPTION USING
+        ERRCODE = 'PT503',
+        MESSAGE = pg_catalog.format('Upload queue full: it holds %s of its %s outage budget; this upload needs %s',
+                                    public.format_bytes(v_bytes - p_delta), public.format_bytes(v_cap),
+                                    public.format_bytes(p_new_bytes)),
+        DETAIL = pg_catalog.jsonb_build_object('code', 'UPLOAD_QUEUE_FULL', 'held_bytes', v_bytes - p_delta,
+                                               'cap_bytes', v_cap, 'requested_bytes', p_new_bytes)::text,
+        HINT = 'Storage has been unreachable long enough to fill the upload queue''s outage budget: retry later; '
+            || 'nothing was written. Operators: bring storage back (the queue drains by itself), or raise '
+            || 'neotoma_ops.upload_queue_settings.payload_bytes_cap if the disk has room.';
+    END IF;
+  END IF;
+  RETURN v_bytes;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION neotoma_ops.upload_queue_payload_bytes_add(bigint, bigint) FROM PUBLIC, anon, authenticated;
+
+GRANT EXECUTE ON FUNCTION neotoma_ops.upload_queue_payload_bytes_add(bigint, bigint) TO service_role;
