@@ -1,5 +1,5 @@
 // A storage outage at peak ingest, and the drain after it (see docs/benchmarks.md, "A storage outage").
-//   npm run build && node bench/outage/run.mjs [--gib 10] [--drain-gib 2] [--mib 1] [--writers 2]
+//   npm run build && node bench/outage/run.mjs [--gib 10] [--drain-gib 2] [--mib 1] [--writers 2] [--again 1,2]
 // On a throwaway PostgreSQL 15 cluster (fsync off; WAL volume does not depend on it):
 //   1. outage: `writers` sessions queue --gib GiB of payloads of --mib MiB each (a source row + enqueue_upload per
 //      file, bytes generated in the server, as ingest queues them when storage fails); database size, WAL written
@@ -8,7 +8,8 @@
 //      hashed) store the whole backlog; jobs/s and MiB/s; meanwhile a probe session times a quota-checked source
 //      insert and a point query every 50 ms, against the same probe before the outage;
 //   3. the payload table before and after VACUUM, and the database size;
-//   4. 1 and 2 worker processes on a --drain-gib GiB backlog each (the same rate with fewer processes).
+//   4. 1 and 2 worker processes on a --drain-gib GiB backlog each (the same rate with fewer processes; 0: skipped);
+//   5. with --again 1,2: the whole outage and drain again with that many worker processes (no probe).
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +22,7 @@ const { migrateUp } = await import(path.join(root, 'dist', 'migrate.js'));
 const { values } = parseArgs({
   options: {
     gib: { type: 'string', default: '10' }, 'drain-gib': { type: 'string', default: '2' },
-    mib: { type: 'string', default: '1' }, writers: { type: 'string', default: '2' },
+    mib: { type: 'string', default: '1' }, writers: { type: 'string', default: '2' }, again: { type: 'string', default: '' },
   },
 });
 const MIB = Number(values.mib);
@@ -144,12 +145,20 @@ try {
   const s3 = await stat();
   console.log(`  VACUUM public.upload_queue_payloads (${((performance.now() - tv) / 1000).toFixed(1)} s): payload table ${fmt(s3.payloads)}, database ${fmt(s3.db)}`);
 
-  for (const processes of [1, 2]) {
+  for (const processes of Number(values['drain-gib']) > 0 ? [1, 2] : []) {
     await c.query('DELETE FROM public.upload_queue');
     await c.query('VACUUM public.upload_queue_payloads');
     const b = await queueBacklog(db.url, Number(values['drain-gib']));
     const d = await drain(db.url, processes);
     console.log(`drain, ${processes} worker process(es) x 4, ${values['drain-gib']} GiB backlog: ${d.completed} jobs in ${d.seconds.toFixed(1)} s = ${(d.completed / d.seconds).toFixed(0)} jobs/s, ${((b.files * MIB) / d.seconds).toFixed(0)} MiB/s`);
+  }
+  for (const processes of values.again ? values.again.split(',').map(Number) : []) {
+    await c.query('DELETE FROM public.upload_queue');
+    await c.query('VACUUM public.upload_queue_payloads');
+    const b = await queueBacklog(db.url, Number(values.gib));
+    const d = await drain(db.url, processes);
+    console.log(`drain, ${processes} worker process(es) x 4, ${values.gib} GiB backlog (queued at ${((b.files * MIB) / b.seconds).toFixed(0)} MiB/s): ` +
+      `${d.completed} jobs in ${d.seconds.toFixed(1)} s = ${(d.completed / d.seconds).toFixed(0)} jobs/s, ${((b.files * MIB) / d.seconds).toFixed(0)} MiB/s`);
   }
 } finally {
   await c.end().catch(() => undefined);

@@ -84,9 +84,26 @@ async function loadCompleted(count) {
   });
 }
 
+/**
+ * Settled, as a database is between bulk loads: the load's checkpoint done and no autovacuum of its tables
+ * running under the samples (waits up to 10 minutes; the waits are printed).
+ */
+async function settle() {
+  await q('CHECKPOINT');
+  const t0 = performance.now();
+  for (;;) {
+    const { rows } = await q(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`);
+    if (rows[0].n === 0 || performance.now() - t0 > 600_000) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const waited = (performance.now() - t0) / 1000;
+  if (waited > 1) console.log(`    (waited ${waited.toFixed(0)} s for autovacuum to finish)`);
+}
+
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 
 async function insertCost(users) {
+  await settle();
   const times = [];
   for (let i = 0; i < SAMPLES; i++) {
     const user = `00000000-0000-4000-8000-${(Math.floor(Math.random() * users)).toString(16).padStart(12, '0')}`;
@@ -100,13 +117,21 @@ async function insertCost(users) {
 
 async function claimCompleteCost() {
   const times = [];
+  const claims = [];
+  const completes = [];
+  await settle();
   const due = (await q(`SELECT count(*)::int AS k FROM public.upload_queue WHERE status = 'pending'`)).rows[0].k;
   for (let i = 0; i < Math.min(SAMPLES, Math.floor(due / 2)); i++) {
     const t0 = performance.now();
     const { rows } = await q(`SELECT job_id, lease_token FROM public.claim_upload_jobs('bench', 1)`);
+    const t1 = performance.now();
     await q('SELECT public.complete_upload_job($1, $2)', [rows[0].job_id, rows[0].lease_token]);
-    times.push(performance.now() - t0);
+    const t2 = performance.now();
+    times.push(t2 - t0);
+    claims.push(t1 - t0);
+    completes.push(t2 - t1);
   }
+  console.log(`    (claim p50 ${pct(claims, 0.5).toFixed(3)} ms, complete p50 ${pct(completes, 0.5).toFixed(3)} ms)`);
   return { p50: pct(times, 0.5), p99: pct(times, 0.99) };
 }
 
