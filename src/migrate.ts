@@ -210,23 +210,26 @@ async function ensureBookkeeping(client: pg.Client): Promise<void> {
  * (ctid: CREATE OR REPLACE, GRANT and REVOKE write a new row version, so an unchanged object re-created counts too).
  */
 async function catalogVersions(client: pg.Client): Promise<Map<string, string>> {
-  const { rows } = await client.query<{ object_type: string; identity: string; version: string }>(
+  const { rows } = await client.query<{ object_type: string; identity: string; version: string; mine: boolean }>(
     `SELECT 'function' AS object_type, format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)) AS identity,
-            p.ctid::text AS version
+            p.ctid::text AS version, p.xmin = pg_catalog.pg_current_xact_id()::xid AS mine
        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
      UNION ALL
-     SELECT 'view', format('%I.%I', n.nspname, c.relname), r.ctid::text
+     SELECT 'view', format('%I.%I', n.nspname, c.relname), r.ctid::text, r.xmin = pg_catalog.pg_current_xact_id()::xid
        FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
      UNION ALL
-     SELECT 'trigger', format('%I ON %I.%I', t.tgname, n.nspname, c.relname), t.ctid::text
+     SELECT 'trigger', format('%I ON %I.%I', t.tgname, n.nspname, c.relname), t.ctid::text,
+            t.xmin = pg_catalog.pg_current_xact_id()::xid
        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT t.tgisinternal`,
   );
-  return new Map(rows.map((r) => [`${r.object_type}\t${r.identity}`, r.version]));
+  // a row version this transaction did not write is another session's work (a concurrent CREATE OR REPLACE
+  // elsewhere on a live database): never attributed to a file, so never dropped by `migrate down`
+  return new Map(rows.map((r) => [`${r.object_type}\t${r.identity}`, r.mine ? r.version : 'not written here']));
 }
 
 /**

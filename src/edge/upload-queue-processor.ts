@@ -1,7 +1,7 @@
 // The upload processor behind an HTTP endpoint, in web-standard Request/Response only, so that the same code runs in
 // a Supabase Edge Function (Deno) and under Node. The queue loop is drainUploadQueue(), as in `worker --once`.
 import type pg from 'pg';
-import { createPool } from '../db/connect.js';
+import { createPool, describeTarget } from '../db/connect.js';
 import type { Fields, Level, Log } from '../log.js';
 import { SupabaseStorage } from '../storage/supabase.js';
 import type { StorageAdapter } from '../storage/types.js';
@@ -69,8 +69,8 @@ export function createUploadQueueProcessor(config: UploadQueueProcessorConfig): 
         return json(401, { error: 'unauthorized', message: 'Send the service-role key as "Authorization: Bearer <key>".' });
       }
       if (request.method !== 'POST') return json(405, { error: 'method_not_allowed', message: 'Use POST.' });
-      pool ??= createPool(config.databaseUrl, concurrency + 2, 'neotoma-ops upload-queue-processor');
       try {
+        pool ??= createPool(config.databaseUrl, concurrency + 2, 'neotoma-ops upload-queue-processor');
         const summary: DrainSummary = await drainUploadQueue({
           pool,
           storage: config.storage,
@@ -117,6 +117,14 @@ export function uploadQueueProcessorFromEnv(env: Record<string, string | undefin
     if (missing.length > 0) {
       throw new Error(
         `Set ${missing.join(' and ')} (supabase secrets set NEOTOMA_DATABASE_URL=<the transaction pooler's connection string>).`,
+      );
+    }
+    try {
+      describeTarget(env.NEOTOMA_DATABASE_URL!.trim());
+    } catch {
+      throw new Error(
+        "NEOTOMA_DATABASE_URL is not a postgres:// URL: set it to the transaction pooler's connection string " +
+          '(postgres://postgres.PROJECT:PASSWORD@aws-0-REGION.pooler.supabase.com:6543/postgres).',
       );
     }
     const serviceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY!.trim();

@@ -112,10 +112,13 @@ describe('upload-queue-processor through pgbouncer in transaction mode', () => {
     expect(standIn.requests).toHaveLength(0);
   });
 
-  it('a missing setting is a 500 that names it', async () => {
+  it('a missing or malformed setting is a 500 that names it', async () => {
     const res = await edge.uploadQueueProcessorFromEnv({ SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: 'k' })(post('k'));
     expect(res.status).toBe(500);
     expect(((await res.json()) as { message: string }).message).toMatch(/NEOTOMA_DATABASE_URL/);
+    const bad = await edge.uploadQueueProcessorFromEnv({ NEOTOMA_DATABASE_URL: 'mysql://db', SUPABASE_URL: standIn.url, SUPABASE_SERVICE_ROLE_KEY: 'k' })(post('k'));
+    expect(bad.status).toBe(500);
+    expect(((await bad.json()) as { message: string }).message).toMatch(/^NEOTOMA_DATABASE_URL is not a postgres:\/\/ URL: set it to the transaction pooler/);
   });
 
   it('stores every due upload and answers with the summary', async () => {
