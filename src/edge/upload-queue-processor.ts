@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { createPool, describeTarget } from '../db/connect.js';
 import type { Fields, Level, Log } from '../log.js';
 import { SupabaseStorage } from '../storage/supabase.js';
+import { supabaseKeysFromEnv } from '../storage/supabase-keys.js';
 import type { StorageAdapter } from '../storage/types.js';
 import { drainUploadQueue, type DrainSummary } from '../worker/drain.js';
 
@@ -17,20 +18,25 @@ export const DEFAULT_BUDGET_SECONDS = 50;
 export const DEFAULT_LEASE_SECONDS = 120;
 
 export interface UploadQueueProcessorConfig {
-  /** The database, through the transaction-mode pooler on Supabase. */
+  /** The database: the transaction-mode pooler or the direct connection Supabase gives functions (SUPABASE_DB_URL). */
   databaseUrl: string;
-  /** Callers must present it as `Authorization: Bearer <key>`: the project's service-role key. */
-  serviceRoleKey: string;
+  /** The setting `databaseUrl` came from, named in messages that say what to fix. */
+  databaseSetting?: string;
+  /** Keys a caller may present (`Authorization: Bearer <key>` or `apikey: <key>`): the project's secret or service-role keys. */
+  acceptedKeys: string[];
   storage: StorageAdapter;
   budgetMs?: number;
   concurrency?: number;
   leaseSeconds?: number;
-  /** Only warnings and errors by default: Supabase keeps at most 100 log events per 10 s. */
+  /** Warnings, errors and one summary line per invocation by default: Supabase keeps at most 100 log events per 10 s. */
   log?: Log;
 }
 
 export interface UploadQueueProcessor {
-  /** Answers one request: 401 without the key, 405 for anything but POST, else the drain's summary as JSON. */
+  /**
+   * Answers one request: 401 without an accepted key, 405 for anything but POST, 503 when storage refuses every
+   * upload (nothing claimed; the body says why and what to do), else the drain's summary as JSON.
+   */
   handle(request: Request): Promise<Response>;
   /** Ends the database pool. */
   close(): Promise<void>;
@@ -51,6 +57,13 @@ async function sameSecret(a: string, b: string): Promise<boolean> {
   return diff === 0;
 }
 
+/** Whether any accepted key equals the one presented (every key is compared, so the time says nothing either). */
+async function accepted(presented: string, keys: string[]): Promise<boolean> {
+  if (!presented) return false;
+  const same = await Promise.all(keys.map((k) => sameSecret(presented, k)));
+  return same.some(Boolean);
+}
+
 function warningsOnly(): Log {
   return (msg: string, fields?: Fields, level: Level = 'info') => {
     if (level === 'warn' || level === 'error') console.log(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
@@ -64,9 +77,13 @@ export function createUploadQueueProcessor(config: UploadQueueProcessorConfig): 
 
   return {
     async handle(request: Request): Promise<Response> {
-      const presented = /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization') ?? '')?.[1]?.trim() ?? '';
-      if (!presented || !(await sameSecret(presented, config.serviceRoleKey))) {
-        return json(401, { error: 'unauthorized', message: 'Send the service-role key as "Authorization: Bearer <key>".' });
+      const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization') ?? '')?.[1]?.trim() ?? '';
+      const apikey = request.headers.get('apikey')?.trim() ?? '';
+      if (!(await accepted(bearer, config.acceptedKeys)) && !(await accepted(apikey, config.acceptedKeys))) {
+        return json(401, {
+          error: 'unauthorized',
+          message: 'Send a secret key (sb_secret_…) or the service-role key of this project as "Authorization: Bearer <key>".',
+        });
       }
       if (request.method !== 'POST') return json(405, { error: 'method_not_allowed', message: 'Use POST.' });
       try {
@@ -78,9 +95,15 @@ export function createUploadQueueProcessor(config: UploadQueueProcessorConfig): 
           budgetMs: config.budgetMs ?? DEFAULT_BUDGET_SECONDS * 1000,
           concurrency,
           leaseSeconds: config.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
+          ...(config.databaseSetting ? { databaseSetting: config.databaseSetting } : {}),
           log,
         });
-        log('drained the upload queue', { ...summary }, summary.failed > 0 || summary.lost > 0 ? 'warn' : 'info');
+        // the one line every invocation leaves in the function's logs, whatever happened
+        const level: Level = summary.ended === 'storage_unavailable' ? 'error' : summary.failed > 0 || summary.lost > 0 ? 'warn' : 'info';
+        console.log(JSON.stringify({ time: new Date().toISOString(), level, msg: 'upload-queue-processor: invocation summary', ...summary }));
+        if (summary.ended === 'storage_unavailable') {
+          return json(503, { error: 'storage_unavailable', message: summary.storage_error, ...summary });
+        }
         return json(200, summary);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
@@ -104,34 +127,46 @@ function whole(env: Record<string, string | undefined>, name: string, fallback: 
   return n;
 }
 
+/** The database the function uses: NEOTOMA_DATABASE_URL when set, else SUPABASE_DB_URL (which Supabase provides). */
+function databaseFromEnv(env: Record<string, string | undefined>): { url: string; setting: string } {
+  for (const setting of ['NEOTOMA_DATABASE_URL', 'SUPABASE_DB_URL']) {
+    const url = env[setting]?.trim();
+    if (!url) continue;
+    try {
+      describeTarget(url);
+    } catch {
+      throw new Error(
+        `${setting} is not a postgres:// URL: set NEOTOMA_DATABASE_URL to the transaction pooler's connection string ` +
+          '(supabase secrets set NEOTOMA_DATABASE_URL=postgres://postgres.PROJECT:PASSWORD@aws-0-REGION.pooler.supabase.com:6543/postgres).',
+      );
+    }
+    return { url, setting };
+  }
+  throw new Error(
+    'No database: Supabase provides SUPABASE_DB_URL to deployed functions; elsewhere set NEOTOMA_DATABASE_URL ' +
+      '(supabase secrets set NEOTOMA_DATABASE_URL=<the transaction pooler\'s connection string>).',
+  );
+}
+
 /**
- * The request handler of the Edge Function, configured from its environment: NEOTOMA_DATABASE_URL (the
- * transaction-mode pooler's connection string), SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (provided by Supabase),
- * and optionally UPLOAD_PROCESSOR_BUDGET_SECONDS (50), UPLOAD_PROCESSOR_CONCURRENCY (4), UPLOAD_PROCESSOR_LEASE_SECONDS
- * (120). A missing or bad setting is answered with a 500 that names it, on every request, until it is set.
+ * The request handler of the Edge Function, configured from its environment: the database (NEOTOMA_DATABASE_URL, else
+ * SUPABASE_DB_URL), SUPABASE_URL and a key (SUPABASE_SECRET_KEYS or SUPABASE_SECRET_KEY, and/or
+ * SUPABASE_SERVICE_ROLE_KEY; Supabase provides them), and optionally UPLOAD_PROCESSOR_BUDGET_SECONDS (50),
+ * UPLOAD_PROCESSOR_CONCURRENCY (4), UPLOAD_PROCESSOR_LEASE_SECONDS (120). A missing or bad setting is answered with a
+ * 500 that names it, on every request, until it is set.
  */
 export function uploadQueueProcessorFromEnv(env: Record<string, string | undefined>): (request: Request) => Promise<Response> {
   let processor: UploadQueueProcessor;
   try {
-    const missing = ['NEOTOMA_DATABASE_URL', 'SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY'].filter((n) => !env[n]?.trim());
-    if (missing.length > 0) {
-      throw new Error(
-        `Set ${missing.join(' and ')} (supabase secrets set NEOTOMA_DATABASE_URL=<the transaction pooler's connection string>).`,
-      );
-    }
-    try {
-      describeTarget(env.NEOTOMA_DATABASE_URL!.trim());
-    } catch {
-      throw new Error(
-        "NEOTOMA_DATABASE_URL is not a postgres:// URL: set it to the transaction pooler's connection string " +
-          '(postgres://postgres.PROJECT:PASSWORD@aws-0-REGION.pooler.supabase.com:6543/postgres).',
-      );
-    }
-    const serviceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY!.trim();
+    const database = databaseFromEnv(env);
+    const url = env.SUPABASE_URL?.trim();
+    if (!url) throw new Error('Set SUPABASE_URL (Supabase provides it to deployed functions): the project URL, https://PROJECT.supabase.co.');
+    const keys = supabaseKeysFromEnv(env);
     processor = createUploadQueueProcessor({
-      databaseUrl: env.NEOTOMA_DATABASE_URL!.trim(),
-      serviceRoleKey,
-      storage: new SupabaseStorage({ url: env.SUPABASE_URL!.trim(), serviceRoleKey }),
+      databaseUrl: database.url,
+      databaseSetting: database.setting,
+      acceptedKeys: keys.accepted,
+      storage: new SupabaseStorage({ url, key: keys.own }),
       budgetMs: whole(env, 'UPLOAD_PROCESSOR_BUDGET_SECONDS', DEFAULT_BUDGET_SECONDS) * 1000,
       concurrency: whole(env, 'UPLOAD_PROCESSOR_CONCURRENCY', 4),
       leaseSeconds: whole(env, 'UPLOAD_PROCESSOR_LEASE_SECONDS', DEFAULT_LEASE_SECONDS),

@@ -119,7 +119,7 @@ export function registerOpsMetrics(registry: client.Registry, db: pg.Pool): void
 export interface WorkerMetrics {
   uploadSeconds: client.Histogram<'outcome'>;
   uploadsSucceeded: client.Counter;
-  uploadsFailed: client.Counter<'retryable'>;
+  uploadsFailed: client.Counter<'retryable' | 'status' | 'code'>;
   /** Reads the worker's health at each scrape (see UploadWorker.health()). */
   setHealth(read: () => { healthy: boolean; last_claim_age_seconds: number | null } | undefined): void;
 }
@@ -163,8 +163,8 @@ export function registerWorkerMetrics(registry: client.Registry): WorkerMetrics 
     }),
     uploadsFailed: new client.Counter({
       name: `${PREFIX}worker_uploads_failed_total`,
-      help: 'Upload attempts of this worker that failed, by whether they will be retried.',
-      labelNames: ['retryable'],
+      help: 'Upload attempts of this worker that failed, by whether they will be retried and by the status and code storage gave.',
+      labelNames: ['retryable', 'status', 'code'],
       registers: [registry],
     }),
   };

@@ -74,6 +74,12 @@ export function isRetryable(err: unknown): boolean {
   return true;
 }
 
+/** `503 DatabaseReadOnly: message`: the status and code a reader needs first, then what the service said. */
+export function describeFailure(status: number | undefined, code: string | undefined, detail: string): string {
+  const head = [status, code].filter((p) => p !== undefined && p !== '').join(' ');
+  return head ? `${head}: ${detail}` : detail;
+}
+
 /** Wraps any failure of `backend` into a classified StorageError (kept as is when it already is one). */
 export function toStorageError(err: unknown, backend: string, what: string): StorageError {
   if (err instanceof StorageError) return err;
@@ -81,8 +87,7 @@ export function toStorageError(err: unknown, backend: string, what: string): Sto
   const status = httpStatus(e);
   const code = errorCode(e);
   const detail = typeof e.message === 'string' && e.message ? e.message : String(err);
-  const parts = [status !== undefined ? `HTTP ${status}` : undefined, code].filter(Boolean).join(' ');
-  return new StorageError(`${backend}: ${what} failed${parts ? ` (${parts})` : ''}: ${detail}`, {
+  return new StorageError(`${backend}: ${what} failed: ${describeFailure(status, code, detail)}`, {
     retryable: isRetryable(err),
     ...(status !== undefined ? { status } : {}),
     ...(code !== undefined ? { code } : {}),

@@ -5,12 +5,15 @@ import { faultyStorageFromEnv } from './faulty.js';
 import { FsStorage } from './fs.js';
 import { S3Storage } from './s3.js';
 import { SupabaseStorage } from './supabase.js';
+import { supabaseKeysFromEnv } from './supabase-keys.js';
 import type { StorageAdapter } from './types.js';
 
 export { FsStorage, type FsStorageOptions } from './fs.js';
 export { S3Storage, type S3StorageOptions } from './s3.js';
 export { SupabaseStorage, type SupabaseStorageOptions } from './supabase.js';
 export { isRetryable, isRetryableStatus, toStorageError } from './classify.js';
+export { SUPABASE_STORAGE_ERRORS, supabaseStorageError } from './supabase-errors.js';
+export { supabaseKeysFromEnv, type SupabaseKeys } from './supabase-keys.js';
 export { StorageError, type PutRequest, type StorageAdapter } from './types.js';
 // The fault-injecting test backend (./faulty.ts) is deliberately not exported: it is not library API. Worker
 // processes under test reach it through createStorageFromEnv (STORAGE_BACKEND=faulty), tests import it from
@@ -41,7 +44,7 @@ export function defaultFsRoot(): string {
 /**
  * The storage adapter the environment asks for:
  * STORAGE_BACKEND=fs (default; STORAGE_FS_ROOT), s3 (S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID,
- * S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE) or supabase (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY).
+ * S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE) or supabase (SUPABASE_URL, and SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY).
  * `faulty` is a TEST backend (fault injection around another backend, STORAGE_FAULTS JSON; refused when
  * NODE_ENV=production): see src/storage/faulty.ts and docs/reliability.md.
  */
@@ -67,10 +70,7 @@ export function createStorageFromEnv(env: Env = process.env): StorageAdapter {
       });
     }
     case 'supabase':
-      return new SupabaseStorage({
-        url: required(env, 'SUPABASE_URL', 'supabase'),
-        serviceRoleKey: required(env, 'SUPABASE_SERVICE_ROLE_KEY', 'supabase'),
-      });
+      return new SupabaseStorage({ url: required(env, 'SUPABASE_URL', 'supabase'), key: supabaseKeysFromEnv(env).own });
     case 'faulty':
       return faultyStorageFromEnv(env, { root: env.STORAGE_FS_ROOT?.trim() || defaultFsRoot() }, (inner) =>
         createStorageFromEnv({ ...env, STORAGE_BACKEND: inner }),

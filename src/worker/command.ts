@@ -1,7 +1,7 @@
 import type { Log } from '../log.js';
 import { OperationalError } from '../errors.js';
 import { createStorageFromEnv } from '../storage/index.js';
-import type { StorageAdapter } from '../storage/types.js';
+import type { StorageAdapter, StorageError } from '../storage/types.js';
 import { createPool } from '../db/connect.js';
 import { workerSettingsFromEnv } from './config.js';
 import { drainUploadQueue } from './drain.js';
@@ -55,14 +55,14 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
   const storage = options.storage ?? createStorageFromEnv(env);
   if (options.budgetMs !== undefined && !options.once) throw new OperationalError('--budget needs --once.');
   const metrics = await startWorkerMetrics(options.databaseUrl, env, log);
-  const onOutcome = metrics ? { onOutcome: (o: UploadOutcome, s: number) => metrics.onOutcome(o, s) } : {};
+  const onOutcome = metrics ? { onOutcome: (o: UploadOutcome, s: number, e?: StorageError) => metrics.onOutcome(o, s, e) } : {};
   const stop = options.stopSignal ?? firstSignal(log);
   if (options.once) {
     const pool = createPool(options.databaseUrl, concurrency + 2, `neotoma-ops worker ${workerId ?? ''}`.trim().slice(0, 63));
     const stopped = new AbortController();
     void stop.then(() => stopped.abort());
     try {
-      return await drainUploadQueue({
+      const summary = await drainUploadQueue({
         ...settings,
         pool,
         storage,
@@ -74,6 +74,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
         ...onOutcome,
         ...(metrics ? { onHealth: (h) => metrics.setWorker(h) } : {}),
       });
+      if (summary.ended === 'storage_unavailable') {
+        throw new OperationalError(`storage refuses every upload; nothing more was claimed: ${summary.storage_error}`);
+      }
+      return summary;
     } finally {
       await pool.end().catch(() => undefined);
       await metrics?.close();

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Log } from '../log.js';
-import type { StorageAdapter } from '../storage/types.js';
+import type { StorageAdapter, StorageError } from '../storage/types.js';
 import { UploadWorker, type EndReason, type UploadOutcome, type WorkerHealth, type WorkerStats } from './worker.js';
 
 export interface DrainOptions {
@@ -23,7 +23,9 @@ export interface DrainOptions {
   /** Ends the drain early (in-flight uploads finish within the grace period or go back to the queue). */
   signal?: AbortSignal;
   log?: Log;
-  onOutcome?: (outcome: UploadOutcome, seconds: number) => void;
+  /** The setting that names the database, for messages that say what to fix (default `DATABASE_URL`). */
+  databaseSetting?: string;
+  onOutcome?: (outcome: UploadOutcome, seconds: number, error?: StorageError) => void;
   /** Receives the drain's health reporter (for `/healthz`). */
   onHealth?: (health: () => WorkerHealth) => void;
 }
@@ -34,8 +36,12 @@ export interface DrainSummary extends WorkerStats {
   started_at: string;
   duration_ms: number;
   budget_ms: number | null;
-  /** `drained`: nothing more was due; `budget`: the budget ran out while work may remain; `stopped`: asked to stop. */
+  /**
+   * `drained`: nothing more was due; `budget`: the budget ran out while work may remain; `stopped`: asked to stop;
+   * `storage_unavailable`: storage refuses every upload (`storage_error` says why and what to do).
+   */
   ended: EndReason;
+  storage_error: string | null;
 }
 
 /**
@@ -59,6 +65,7 @@ export async function drainUploadQueue(options: DrainOptions): Promise<DrainSumm
     ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
     ...(options.completionBatchSize !== undefined ? { completionBatchSize: options.completionBatchSize } : {}),
     ...(options.log ? { log: options.log } : {}),
+    ...(options.databaseSetting ? { databaseSetting: options.databaseSetting } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
   });
   options.onHealth?.(() => worker.health());
@@ -73,6 +80,7 @@ export async function drainUploadQueue(options: DrainOptions): Promise<DrainSumm
       duration_ms: Math.round(performance.now() - t0),
       budget_ms: options.budgetMs ?? null,
       ended: worker.ended ?? 'drained',
+      storage_error: worker.ended === 'storage_unavailable' ? (worker.storageError?.message ?? null) : null,
       ...stats,
     };
   } finally {

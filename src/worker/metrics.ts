@@ -4,10 +4,11 @@ import { createPool } from '../db/connect.js';
 import { OperationalError } from '../errors.js';
 import { registerOpsMetrics, registerWorkerMetrics } from '../metrics/registry.js';
 import { startMetricsServer } from '../metrics/server.js';
+import type { StorageError } from '../storage/types.js';
 import type { UploadOutcome, WorkerHealth } from './worker.js';
 
 export interface WorkerMetricsEndpoint {
-  onOutcome(outcome: UploadOutcome, seconds: number): void;
+  onOutcome(outcome: UploadOutcome, seconds: number, error?: StorageError): void;
   /** Where /healthz reads the worker's own state. */
   setWorker(health: () => WorkerHealth): void;
   close(): Promise<void>;
@@ -49,11 +50,13 @@ export async function startWorkerMetrics(
   const addr = server.address();
   log(`metrics: http://${host}:${typeof addr === 'object' && addr ? addr.port : port}/metrics and /healthz`);
   return {
-    onOutcome(outcome, seconds) {
+    onOutcome(outcome, seconds, error) {
       m.uploadSeconds.observe({ outcome }, seconds);
+      // status and code as storage meant them (e.g. 503 DatabaseReadOnly); empty for a timeout or a network error
+      const cause = { status: error?.status === undefined ? '' : String(error.status), code: error?.code ?? '' };
       if (outcome === 'stored') m.uploadsSucceeded.inc();
-      else if (outcome === 'retryable' || outcome === 'released') m.uploadsFailed.inc({ retryable: 'true' });
-      else if (outcome === 'permanent') m.uploadsFailed.inc({ retryable: 'false' });
+      else if (outcome === 'retryable' || outcome === 'released') m.uploadsFailed.inc({ retryable: 'true', ...cause });
+      else if (outcome === 'permanent') m.uploadsFailed.inc({ retryable: 'false', ...cause });
     },
     setWorker(health) {
       workerHealth = health;

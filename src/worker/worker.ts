@@ -46,10 +46,15 @@ export interface WorkerOptions {
    * that every claimed upload can run its full timeout and be reported before the budget ends.
    */
   budgetMs?: number;
-  /** Called once per claimed job with how it ended and how long it took (for metrics). */
-  onOutcome?: (outcome: UploadOutcome, seconds: number) => void;
+  /** Called once per claimed job with how it ended, how long it took and, when it failed, the storage error (for metrics). */
+  onOutcome?: (outcome: UploadOutcome, seconds: number, error?: StorageError) => void;
+  /** The setting that names the database, for messages that say what to fix (default `DATABASE_URL`). */
+  databaseSetting?: string;
   log?: Log;
 }
+
+/** The bucket of jobs that name none (the queue column's default), checked before the first claim. */
+export const DEFAULT_BUCKET = 'sources';
 
 /** What `/healthz` says about this worker (see `UploadWorker.health()`). */
 export interface WorkerHealth {
@@ -61,8 +66,14 @@ export interface WorkerHealth {
   last_error: string | null;
   /** `listening`, `polling (…)` when notifications cannot arrive (a transaction-mode pooler), or `reconnecting since …`. */
   notifications: string;
+  /** Set while storage refuses every upload (a missing bucket, a key of another project): what it said, with the fix. */
+  storage_error: string | null;
 }
 
+/** While storage refuses every upload, it is checked again this often (at most), with backoff from 1 s. */
+const STORAGE_RECHECK_MAX_MS = 30_000;
+/** A check that gets no answer in this time proves nothing: the uploads go ahead (and are retried if storage is down). */
+const STORAGE_CHECK_TIMEOUT_MS = 10_000;
 /** How long the notification connection may stay down, or the claim loop stay still, before /healthz says 503. */
 const HEALTH_GRACE_MS = 60_000;
 /** Claim attempts in a row that may fail before /healthz says 503. */
@@ -92,9 +103,10 @@ export type UploadOutcome = 'stored' | 'retryable' | 'permanent' | 'released' | 
 
 /**
  * Why `run()` returned: `drained` (with `once`: nothing more was due), `budget` (the time budget ran out while work
- * may remain), `stopped` (`stop()` or a signal).
+ * may remain), `stopped` (`stop()` or a signal), `storage_unavailable` (with `once`: storage refuses every upload,
+ * see `storageError`; nothing more was claimed).
  */
-export type EndReason = 'drained' | 'budget' | 'stopped';
+export type EndReason = 'drained' | 'budget' | 'stopped' | 'storage_unavailable';
 
 class LeaseLost extends Error {
   constructor() {
@@ -141,7 +153,10 @@ export class UploadWorker {
   private endReason: EndReason | undefined;
   private readonly ownsPool: boolean;
   private readonly log: Log;
-  private readonly onOutcome: ((outcome: UploadOutcome, seconds: number) => void) | undefined;
+  private readonly onOutcome: ((outcome: UploadOutcome, seconds: number, error?: StorageError) => void) | undefined;
+  private readonly databaseSetting: string;
+  /** Set while storage refuses every upload: no claims until `storage.check()` passes again. */
+  private storageBlocked: { error: StorageError; bucket: string } | undefined;
   private readonly pool: pg.Pool;
   private readonly completions: CompletionBatcher;
   /** Jobs holding an upload slot (claimed, upload not finished). */
@@ -183,6 +198,7 @@ export class UploadWorker {
     this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
     this.log = options.log ?? ((line) => console.log(line));
     this.onOutcome = options.onOutcome;
+    this.databaseSetting = options.databaseSetting ?? 'DATABASE_URL';
     this.ownsPool = !options.pool;
     this.pool = options.pool ??
       createPool(options.databaseUrl!, this.concurrency + 2, `neotoma-ops worker ${this.workerId}`.slice(0, 63));
@@ -207,6 +223,7 @@ export class UploadWorker {
     if (n.state === 'reconnecting' && now - n.since > HEALTH_GRACE_MS) {
       reasons.push(`the notification connection has been down for ${Math.round((now - n.since) / 1000)} s`);
     }
+    if (this.storageBlocked) reasons.push(`storage refuses every upload, claiming paused: ${this.storageBlocked.error.message}`);
     const notifications =
       n.state === 'polling' ? `polling every ${this.pollIntervalMs} ms (notifications do not arrive on this connection)`
         : n.state === 'reconnecting' ? `reconnecting since ${new Date(n.since).toISOString()}`
@@ -218,6 +235,7 @@ export class UploadWorker {
       consecutive_claim_failures: this.claimFailures,
       last_error: this.lastError,
       notifications,
+      storage_error: this.storageBlocked?.error.message ?? null,
     };
   }
 
@@ -235,6 +253,44 @@ export class UploadWorker {
   /** Why the last `run()` returned. */
   get ended(): EndReason | undefined {
     return this.endReason;
+  }
+
+  /** With `ended === 'storage_unavailable'`: what storage said, with the fix. */
+  get storageError(): StorageError | undefined {
+    return this.storageBlocked?.error;
+  }
+
+  /**
+   * Asks storage whether uploads into `bucket` can succeed: a systemic refusal (missing bucket, foreign key) blocks
+   * claiming until a later check passes; any other answer (storage unreachable, a 5xx) is left to the uploads.
+   */
+  private async checkStorage(bucket: string): Promise<boolean> {
+    if (!this.storage.check) return true;
+    try {
+      await this.storage.check(bucket, AbortSignal.any([this.stopController.signal, AbortSignal.timeout(STORAGE_CHECK_TIMEOUT_MS)]));
+    } catch (err) {
+      const e = toStorageError(err, this.storage.backend, `check of bucket ${bucket}`);
+      if (!e.systemic) return true;
+      this.blockStorage(e, bucket);
+      return false;
+    }
+    if (this.storageBlocked) {
+      this.say(
+        `storage accepts uploads into ${bucket} again: claiming resumes. Jobs that failed meanwhile wait in ` +
+          '"failed": run "neotoma-ops requeue --all-failed".',
+        { bucket },
+        'warn',
+      );
+      this.storageBlocked = undefined;
+    }
+    return true;
+  }
+
+  private blockStorage(error: StorageError, bucket: string): void {
+    if (this.storageBlocked) return;
+    this.storageBlocked = { error, bucket };
+    this.say(`storage refuses every upload; no more claims until it accepts them: ${error.message}`,
+      { bucket, status: error.status, code: error.code }, 'error');
   }
 
   /** Runs until `stop()` (or, with `once`, until nothing is due or the budget ends) and returns what it did. */
@@ -260,9 +316,25 @@ export class UploadWorker {
         this.stop();
       }, this.deadline - now);
     }
+    const storageBackoff = new Backoff(1000, STORAGE_RECHECK_MAX_MS);
     try {
+      await this.checkStorage(DEFAULT_BUCKET);
       while (!this.stopping) {
         this.lastLoopAt = Date.now();
+        if (this.storageBlocked) {
+          if (this.once) {
+            // a drain cannot wait for an operator: it ends once what it holds is settled
+            if (this.inFlight.size === 0 && this.finishing.size === 0) {
+              this.endReason ??= 'storage_unavailable';
+              break;
+            }
+            await this.waitForWake(1000);
+            continue;
+          }
+          await sleep(storageBackoff.next(), this.stopController.signal).catch(() => undefined);
+          if (!this.stopping && (await this.checkStorage(this.storageBlocked.bucket))) storageBackoff.reset();
+          continue;
+        }
         const claimWindowOpen = this.claimUntil === undefined || Date.now() < this.claimUntil;
         // A slot frees when its upload ends, so claiming overlaps the recording of completions (which go in
         // batches). Claiming pauses while a full completion batch is still waiting to be recorded.
@@ -285,7 +357,7 @@ export class UploadWorker {
             if (isFinalDatabaseAnswer(err)) {
               throw new OperationalError(
                 `cannot claim upload jobs: ${describe(err)}. Is the database migrated? Run "neotoma-ops migrate up" ` +
-                  'with the same DATABASE_URL, and check that the role may execute the queue functions.',
+                  `against the database ${this.databaseSetting} names, and check that the role may execute the queue functions.`,
                 { cause: err },
               );
             }
@@ -498,11 +570,11 @@ export class UploadWorker {
     };
   }
 
-  private count(outcome: UploadOutcome, startedAt: number): void {
+  private count(outcome: UploadOutcome, startedAt: number, error?: StorageError): void {
     const key = ({ stored: 'completed', retryable: 'retried', permanent: 'failed', released: 'released', lost: 'lost' } as const)[outcome];
     this.stats[key]++;
     try {
-      this.onOutcome?.(outcome, (performance.now() - startedAt) / 1000);
+      this.onOutcome?.(outcome, (performance.now() - startedAt) / 1000, error);
     } catch {
       // metrics must never break the worker
     }
@@ -578,9 +650,11 @@ export class UploadWorker {
       if (uploadError) {
         const retryable = uploadError.retryable;
         const ok = await this.report('fail_upload_job', () => queue.fail(this.pool, id, token, uploadError.message, retryable));
-        this.count(!ok ? 'lost' : retryable ? 'retryable' : 'permanent', startedAt);
+        this.count(!ok ? 'lost' : retryable ? 'retryable' : 'permanent', startedAt, uploadError);
         this.say(`job ${id}: ${retryable ? 'retryable' : 'permanent'} failure: ${uploadError.message}`,
-          { ...this.fields(job, startedAt), retryable, error: uploadError.message }, retryable ? 'warn' : 'error');
+          { ...this.fields(job, startedAt), retryable, status: uploadError.status, code: uploadError.code, error: uploadError.message },
+          retryable ? 'warn' : 'error');
+        if (uploadError.systemic) this.blockStorage(uploadError, job.bucket);
         return;
       }
       releaseSlot(); // stored: the lease stays fenced and extended until the completion is recorded

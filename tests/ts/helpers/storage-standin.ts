@@ -9,16 +9,34 @@ export interface StandInRequest {
   headers: http.IncomingHttpHeaders;
 }
 
-/** What the stand-in does with one upload: answer with `status` after `delayMs` (default 200 at once). */
+/**
+ * Answers of the real Supabase Storage server (1.11.2), as it sends them: every error that is not a 500 with HTTP 400
+ * and the real status in the body (its src/http/error-handler.ts). tests/ts/storage-supabase.test.ts checks each
+ * against the real server.
+ */
+export const REAL_ANSWERS = {
+  DatabaseReadOnly: { http: 400, body: { statusCode: '503', error: 'DatabaseReadOnly', message: 'The database is currently in read-only mode. Please try again later.', code: 'DatabaseReadOnly' } },
+  LockTimeout: { http: 400, body: { statusCode: '503', error: 'acquiring_lock_timeout', message: 'acquiring lock timeout', code: 'LockTimeout' } },
+  NoSuchBucket: { http: 400, body: { statusCode: '404', error: 'Bucket not found', message: 'Bucket not found', code: 'NoSuchBucket' } },
+  EntityTooLarge: { http: 400, body: { statusCode: '413', error: 'Payload too large', message: 'The object exceeded the maximum allowed size', code: 'EntityTooLarge' } },
+} as const;
+export type RealAnswer = keyof typeof REAL_ANSWERS;
+
+/**
+ * What the stand-in does with one upload, for what the real server cannot be made to do on demand: answer after
+ * `delayMs`, or `drop` the connection without an answer. `answer` sends one of the real server's error answers.
+ */
 export interface Behaviour {
-  status?: number;
   delayMs?: number;
+  drop?: boolean;
+  answer?: RealAnswer;
 }
 
 /**
- * A small local HTTP server that answers like the Supabase Storage upload endpoint
- * (`POST|PUT /storage/v1/object/{bucket}/{path}` → `{"Key": "...", "Id": "..."}`; errors as
- * `{"statusCode": "...", "error": "...", "message": "..."}`). It keeps the bytes and counts requests per key.
+ * A small local HTTP server that answers like the Supabase Storage upload endpoint behind its gateway
+ * (`POST|PUT /storage/v1/object/{bucket}/{path}` → `{"Key": "...", "Id": "..."}`, `GET /storage/v1/bucket/{id}`;
+ * errors as the real server sends them, REAL_ANSWERS). It keeps the bytes and counts requests per key. Only for slow
+ * answers, dropped connections and counting writes, which the real server cannot give on demand.
  */
 export class StorageStandIn {
   readonly objects = new Map<string, { body: Buffer; contentType: string | undefined }>();
@@ -72,11 +90,16 @@ export class StorageStandIn {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
-      return send(404, { statusCode: '404', error: 'not_found', message: 'Not found' });
-    }
     if (req.headers.authorization !== `Bearer ${this.serviceKey}` || req.headers.apikey !== this.serviceKey) {
-      return send(403, { statusCode: '403', error: 'Unauthorized', message: 'invalid signature' });
+      return send(400, { statusCode: '403', error: 'Unauthorized', message: 'signature verification failed', code: 'AccessDenied' });
+    }
+    const bucketInfo = /^\/storage\/v1\/bucket\/([^/]+)$/.exec(url.pathname);
+    if (bucketInfo && req.method === 'GET') {
+      const id = decodeURIComponent(bucketInfo[1]!);
+      return send(200, { id, name: id, owner: '', public: false, file_size_limit: null, allowed_mime_types: null });
+    }
+    if (!m || (req.method !== 'POST' && req.method !== 'PUT')) {
+      return send(404, { message: 'no Route matched with those values' });
     }
     const info: StandInRequest = { method: req.method, bucket: decodeURIComponent(m[1]!), path: decodeURIComponent(m[2]!), headers: req.headers };
     const key = `${info.bucket}/${info.path}`;
@@ -85,8 +108,11 @@ export class StorageStandIn {
     const b = this.behave(info);
     if (b.delayMs) await new Promise((r) => setTimeout(r, b.delayMs));
     if (aborted || res.destroyed) return;
-    const status = b.status ?? 200;
-    if (status !== 200) return send(status, { statusCode: String(status), error: 'Error', message: `stand-in answered ${status}` });
+    if (b.drop) {
+      req.socket.destroy();
+      return;
+    }
+    if (b.answer) return send(REAL_ANSWERS[b.answer].http, REAL_ANSWERS[b.answer].body);
     this.objects.set(key, { body: Buffer.concat(chunks), contentType: req.headers['content-type'] });
     this.stored.set(key, (this.stored.get(key) ?? 0) + 1);
     send(200, { Key: key, Id: randomUUID() });

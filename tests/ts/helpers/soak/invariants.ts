@@ -55,11 +55,11 @@ export async function checkInvariants(
             count(*) FILTER (WHERE status = 'completed')::int AS completed,
             count(*) FILTER (WHERE status = 'failed')::int AS failed,
             count(*) FILTER (WHERE status = 'failed' AND retry_count = max_retries)::int AS failed_exhausted,
-            count(*) FILTER (WHERE status = 'failed' AND retry_count < max_retries AND error_message LIKE '%HTTP 4%')::int AS failed_permanent,
+            count(*) FILTER (WHERE status = 'failed' AND retry_count < max_retries AND error_message ~ ' failed: 4[0-9][0-9][ :]')::int AS failed_permanent,
             count(*) FILTER (WHERE status NOT IN ('completed', 'failed'))::int AS other,
             count(*) FILTER (WHERE status = 'completed' AND retry_count >= max_retries)::int AS bad_completed,
             count(*) FILTER (WHERE status = 'failed' AND NOT (retry_count = max_retries
-                               OR (retry_count < max_retries AND error_message LIKE '%HTTP 4%')))::int AS bad_failed,
+                               OR (retry_count < max_retries AND error_message ~ ' failed: 4[0-9][0-9][ :]')))::int AS bad_failed,
             coalesce(sum(retry_count), 0)::int AS sum_retries,
             count(DISTINCT source_id)::int AS sources
        FROM public.upload_queue`,
