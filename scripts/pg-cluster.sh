@@ -12,7 +12,10 @@
 #
 # --supabase shapes the cluster as a Supabase project is: the bootstrap superuser is supabase_admin, and
 # `postgres` (the role the URL names) is a NON-superuser with Supabase's roles, default privileges, schema
-# auth and pg_cron grants (scripts/supabase/*.sql). Without it, `postgres` is the superuser.
+# auth and pg_cron grants (scripts/supabase/*.sql). Where Supabase's own extensions pg_net and supabase_vault
+# are installed for this PostgreSQL (../shared/tools/supabase-extensions/build.sh, or built into the PostgreSQL
+# 17 of ../shared/tools/postgres17), they are preloaded and created as on Supabase, with a Vault root key of the
+# cluster's own (DIR/vault_key). Without --supabase, `postgres` is the superuser and neither is loaded.
 #
 # DIR holds pgdata/, server.log, port, dbname, password (and admin_password, mode with --supabase).
 # initdb and pg_ctl refuse to run as root, so when invoked as root they run as the postgres OS user, who
@@ -54,6 +57,13 @@ pick_port() {
 }
 
 supabase_mode() { [[ "$(cat "$dir/mode" 2>/dev/null)" == supabase ]]; }
+
+# pg_net and supabase_vault built for the PostgreSQL of PG_BIN
+supabase_extensions_installed() {
+  local pkglib
+  if [[ -x "$PG_BIN/pg_config" ]]; then pkglib=$("$PG_BIN/pg_config" --pkglibdir); else pkglib=$(cd "$PG_BIN/../lib" && pwd); fi
+  [[ -f "$pkglib/pg_net.so" && -f "$pkglib/supabase_vault.so" ]]
+}
 
 url() {
   printf 'postgres://postgres:%s@127.0.0.1:%s/%s\n' "$(cat "$dir/password")" "$(cat "$dir/port")" "$(cat "$dir/dbname")"
@@ -97,6 +107,15 @@ case "$cmd" in
     echo "$dbname" | as_owner tee "$dir/dbname" >/dev/null
     pick_port | as_owner tee "$dir/port" >/dev/null
     bootstrap_user=postgres; bootstrap_pwfile="$dir/password"
+    preload=()
+    [[ $cron -eq 1 ]] && preload+=(pg_cron)
+    if [[ $supabase -eq 1 ]] && supabase_extensions_installed; then
+      preload+=(pg_net supabase_vault)
+      # Vault's root key comes from a command (vault.getkey_script), as on Supabase; this one prints the cluster's own
+      as_owner bash -c "umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > '$dir/vault_key'"
+      printf '#!/bin/sh\ncat %q\n' "$dir/vault_key" | as_owner tee "$dir/vault-getkey.sh" >/dev/null
+      as_owner chmod 700 "$dir/vault-getkey.sh"
+    fi
     if [[ $supabase -eq 1 ]]; then
       as_owner bash -c "umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > '$dir/admin_password'"
       echo supabase | as_owner tee "$dir/mode" >/dev/null
@@ -113,12 +132,18 @@ case "$cmd" in
       echo "timezone = 'UTC'"
       echo "max_connections = 200"
       echo "max_worker_processes = 32"
+      if (( ${#preload[@]} > 0 )); then
+        echo "shared_preload_libraries = '$(IFS=,; echo "${preload[*]}")'"
+      fi
       if [[ $cron -eq 1 ]]; then
-        echo "shared_preload_libraries = 'pg_cron'"
         echo "cron.database_name = '$dbname'"
         # jobs run in background workers, so they need no password over TCP
         echo "cron.use_background_workers = on"
         echo "cron.max_running_jobs = 8"
+      fi
+      if [[ -f "$dir/vault-getkey.sh" ]]; then
+        echo "pg_net.database_name = '$dbname'"
+        echo "vault.getkey_script = '$dir/vault-getkey.sh'"
       fi
       if [[ $fast -eq 1 ]]; then
         # throwaway test cluster: durability is not needed

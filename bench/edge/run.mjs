@@ -55,7 +55,7 @@ async function workerOnce(url) {
 }
 
 async function edgeFunction(url) {
-  const processor = edge.createUploadQueueProcessor({ databaseUrl: url, serviceRoleKey: KEY, storage: noop, concurrency: CONCURRENCY, budgetMs: 50_000, log: quiet });
+  const processor = edge.createUploadQueueProcessor({ databaseUrl: url, acceptedKeys: [KEY], storage: noop, concurrency: CONCURRENCY, budgetMs: 50_000, log: quiet });
   try {
     const t0 = performance.now();
     let done = 0;
@@ -75,7 +75,7 @@ async function edgeFunction(url) {
 }
 
 async function emptyInvocations(url) {
-  const processor = edge.createUploadQueueProcessor({ databaseUrl: url, serviceRoleKey: KEY, storage: noop, concurrency: CONCURRENCY, log: quiet });
+  const processor = edge.createUploadQueueProcessor({ databaseUrl: url, acceptedKeys: [KEY], storage: noop, concurrency: CONCURRENCY, log: quiet });
   try {
     let t0 = performance.now();
     await (await processor.handle(request())).json();
@@ -122,7 +122,7 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     await c.query('DELETE FROM public.upload_queue');
     await enqueue(c, 64, 1 << 20);
-    const processor = edge.createUploadQueueProcessor({ databaseUrl: pooler.url, serviceRoleKey: KEY, storage: noop, concurrency: CONCURRENCY, log: quiet });
+    const processor = edge.createUploadQueueProcessor({ databaseUrl: pooler.url, acceptedKeys: [KEY], storage: noop, concurrency: CONCURRENCY, log: quiet });
     const before = process.cpuUsage();
     const body = await (await processor.handle(request())).json();
     const used = process.cpuUsage(before);

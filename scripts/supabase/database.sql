@@ -66,3 +66,16 @@ REVOKE ALL ON TABLE cron.job FROM postgres;
 GRANT SELECT ON TABLE cron.job TO postgres WITH GRANT OPTION;
 REVOKE TRIGGER ON TABLE cron.job_run_details FROM postgres;
 \endif
+
+-- Supabase's own extensions, where the cluster preloads them (scripts/pg-cluster.sh): pg_net in schema
+-- extensions (its objects in schema net, usable by every role since 0.12) and Vault with the grants Supabase gives
+-- postgres (supabase/postgres migrations/db/migrations/20221207154255_create_vault.sql).
+SELECT 'pg_net' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+  AS net_preloaded \gset
+\if :net_preloaded
+CREATE EXTENSION IF NOT EXISTS pg_net WITH SCHEMA extensions;
+CREATE EXTENSION IF NOT EXISTS supabase_vault;
+GRANT USAGE ON SCHEMA vault TO postgres WITH GRANT OPTION;
+GRANT SELECT, DELETE ON vault.secrets, vault.decrypted_secrets TO postgres WITH GRANT OPTION;
+GRANT EXECUTE ON FUNCTION vault.create_secret, vault.update_secret, vault._crypto_aead_det_decrypt TO postgres WITH GRANT OPTION;
+\endif

@@ -333,10 +333,67 @@ async function checkPrivileges(c: pg.ClientBase): Promise<DoctorCheck> {
   );
 }
 
+const CREATE_BUCKET = "insert into storage.buckets (id, name) values ('sources', 'sources'); (SQL editor) or Dashboard → Storage → New bucket, private";
+
+/** Supabase Storage, where the database has it: the bucket uploads go to, and whether Storage can hold what the plans allow. */
+async function checkStorage(c: pg.ClientBase): Promise<DoctorCheck> {
+  if (!(await exists(c, 'storage.buckets'))) {
+    return ok('storage', 'no Supabase Storage in this database: STORAGE_BACKEND of the worker decides where files go');
+  }
+  const { rows } = await c.query<{ file_size_limit: string | null }>(`SELECT file_size_limit::text FROM storage.buckets WHERE id = 'sources'`);
+  if (rows.length === 0) {
+    return problem('storage', 'Supabase Storage has no bucket "sources": every upload would fail', `${CREATE_BUCKET}; then neotoma-ops requeue --all-failed`);
+  }
+  const bucketLimit = rows[0]!.file_size_limit === null ? 'no file_size_limit of its own' : `file_size_limit ${rows[0]!.file_size_limit} bytes`;
+  if (!(await hasFunction(c, 'neotoma_ops.storage_limit_problems()'))) {
+    return ok('storage', `bucket "sources" exists (${bucketLimit}); after the upgrade doctor compares Storage's limits with the plans'`);
+  }
+  const { rows: over } = await c.query<{ object: string; problem: string; fix: string }>('SELECT object, problem, fix FROM neotoma_ops.storage_limit_problems()');
+  const global = await one<{ limit_bytes: string | null }>(c, 'SELECT upload_limit_bytes::text AS limit_bytes FROM neotoma_ops.storage_settings');
+  const known = `bucket "sources" exists (${bucketLimit}); global upload limit ${global.limit_bytes === null ? 'not recorded' : `${global.limit_bytes} bytes`}`;
+  if (over.length > 0) {
+    return warn('storage', `${known}; per-file limits Storage cannot store: ${over.map((r) => `${r.object} ${r.problem}`).join('; ')}`,
+      `${over.map((r) => r.fix).join(' ')} Files over Storage's limit are refused up front (PT413, limit "storage").`);
+  }
+  if (global.limit_bytes === null) {
+    return warn('storage', `${known}`, "Record the project's global upload limit (Dashboard → Storage → Settings; 50 MB on the free plan): UPDATE neotoma_ops.storage_settings SET upload_limit_bytes = 52428800;");
+  }
+  return ok('storage', `${known}; every plan's per-file limit fits`);
+}
+
+/** The Edge Function path (pg_cron → pg_net → upload-queue-processor): possible here, configured, scheduled? */
+async function checkEdgeFunction(c: pg.ClientBase): Promise<DoctorCheck> {
+  const r = await one<{ net: boolean; vault: boolean; scheduled: boolean | null }>(
+    c,
+    `SELECT to_regprocedure('net.http_post(text,jsonb,jsonb,jsonb,integer)') IS NOT NULL AS net,
+            to_regclass('vault.secrets') IS NOT NULL AS vault,
+            CASE WHEN to_regclass('cron.job') IS NOT NULL
+                 THEN EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'upload-queue-edge-function') END AS scheduled`,
+  );
+  if (!r.net) {
+    return ok('edge function', 'pg_net is not installed: pg_cron cannot call the Edge Function; run neotoma-ops worker (or enable pg_net to use the function)');
+  }
+  if (!r.vault) {
+    return warn('edge function', 'pg_net is installed but Supabase Vault is not: the function\'s URL and key are read from Vault', 'Enable the supabase_vault extension, or run neotoma-ops worker instead.');
+  }
+  const { rows } = await c.query<{ name: string }>(
+    `SELECT name FROM vault.secrets WHERE name IN ('neotoma_ops_project_url', 'neotoma_ops_function_key') ORDER BY name`,
+  );
+  const stored = rows.length === 2;
+  const schedule = "SELECT public.schedule_upload_queue_edge_function('https://PROJECT.supabase.co', '<secret or service-role key>');";
+  if (r.scheduled && !stored) {
+    return problem('edge function', 'the upload-queue-edge-function job is scheduled but its Vault secrets are not stored: it fails every minute', schedule);
+  }
+  if (r.scheduled) return ok('edge function', 'pg_cron calls the Edge Function every minute (its runs: cron jobs, and net._http_response)');
+  if (stored) return warn('edge function', 'the Edge Function\'s secrets are in Vault but no job calls it', `${schedule} (or run neotoma-ops worker instead)`);
+  return ok('edge function', 'pg_net and Vault are installed: the Edge Function can be scheduled (docs/supabase.md, step 6), or run neotoma-ops worker');
+}
+
 const CHECKS: Array<(c: pg.ClientBase) => Promise<DoctorCheck>> = [
   checkServer, checkPgCron, checkRole, checkMigrations, checkTables, checkIntegrity, checkCounters, checkCronJobs, checkPrivileges,
+  checkStorage, checkEdgeFunction,
 ];
-const CHECK_NAMES = ['server', 'pg_cron', 'role', 'migrations', 'tables', 'integrity', 'counters', 'cron jobs', 'privileges'];
+const CHECK_NAMES = ['server', 'pg_cron', 'role', 'migrations', 'tables', 'integrity', 'counters', 'cron jobs', 'privileges', 'storage', 'edge function'];
 
 /**
  * Every check, in one READ ONLY transaction (nothing can be written, and it works through a transaction-mode

@@ -44,6 +44,7 @@ INSERT INTO want_rel VALUES
   ('service_role', 'neotoma_ops.interpretation_counters', 'SELECT'),
   ('service_role', 'neotoma_ops.interpretation_settings', 'SELECT, UPDATE'),
   ('service_role', 'neotoma_ops.ops_settings',            'SELECT, UPDATE'),
+  ('service_role', 'neotoma_ops.storage_settings',        'SELECT, UPDATE'),
   ('service_role', 'neotoma_ops.upload_queue_settings',   'SELECT, UPDATE'),
   ('service_role', 'neotoma_ops.upload_queue_counters',   'SELECT, INSERT, UPDATE'),
   ('service_role', 'neotoma_ops.upload_queue_payload_bytes', 'SELECT, INSERT, UPDATE'),
@@ -52,12 +53,18 @@ INSERT INTO want_rel VALUES
   ('service_role', 'neotoma_ops.quota_rejections_interpretations', 'SELECT'),
   ('service_role', 'neotoma_ops.quota_rejections_file_size',       'SELECT');
 
--- Functions clients may execute (service_role may execute every function of the project). Both are pure,
--- read no table and run with the caller's rights.
+-- Functions clients may execute (service_role may execute every function of the project but the operator's
+-- own). Both are pure, read no table and run with the caller's rights.
 CREATE TEMP TABLE want_fn (role name, fn text, PRIMARY KEY (role, fn)) ON COMMIT DROP;
 INSERT INTO want_fn VALUES
   ('authenticated', 'public.billing_period_bounds(integer, timestamp with time zone)'),
   ('authenticated', 'public.format_bytes(bigint)');
+-- Functions for the operator (the role that runs the migrations) alone: they read Vault's secrets or put them
+-- there with the caller's rights, which no API role has on Supabase.
+CREATE TEMP TABLE operator_fn (fn text PRIMARY KEY) ON COMMIT DROP;
+INSERT INTO operator_fn VALUES
+  ('neotoma_ops.upload_queue_edge_function_secrets()'),
+  ('public.schedule_upload_queue_edge_function(text, text)');
 
 -- Relations readable by authenticated that hold no per-user rows (shared reference data).
 CREATE TEMP TABLE shared_rel (rel text PRIMARY KEY) ON COMMIT DROP;
@@ -143,15 +150,20 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM proj_rel pr WHERE pr.name = x.rel) THEN '
        'exists', 'expected-privilege entry names an existing relation: ' || x.rel
   FROM (SELECT rel FROM want_rel UNION SELECT rel FROM shared_rel) x ORDER BY x.rel;
 
--- function EXECUTE: service_role on all, clients only where allow-listed
+-- function EXECUTE: service_role on all but the operator's, clients only where allow-listed
 INSERT INTO checks (got, want, descr)
 SELECT CASE WHEN pg_catalog.has_function_privilege(ar.role, pf.oid, 'EXECUTE') THEN 'EXECUTE' ELSE 'none' END,
-       CASE WHEN ar.role = 'service_role' OR w.fn IS NOT NULL THEN 'EXECUTE' ELSE 'none' END,
+       CASE WHEN (ar.role = 'service_role' AND o.fn IS NULL) OR w.fn IS NOT NULL THEN 'EXECUTE' ELSE 'none' END,
        format('%s %s execute %s', ar.role,
-              CASE WHEN ar.role = 'service_role' OR w.fn IS NOT NULL THEN 'may' ELSE 'may not' END, pf.name)
+              CASE WHEN (ar.role = 'service_role' AND o.fn IS NULL) OR w.fn IS NOT NULL THEN 'may' ELSE 'may not' END, pf.name)
   FROM audit_role ar CROSS JOIN proj_fn pf
   LEFT JOIN want_fn w ON w.role = ar.role AND w.fn = pf.name
+  LEFT JOIN operator_fn o ON o.fn = pf.name
  ORDER BY pf.name, ar.role;
+INSERT INTO checks (got, want, descr)
+SELECT CASE WHEN pf.oid IS NULL THEN 'missing' WHEN pf.prosecdef THEN 'security definer' ELSE 'security invoker' END,
+       'security invoker', 'operator function exists and runs with the caller''s rights: ' || o.fn
+  FROM operator_fn o LEFT JOIN proj_fn pf ON pf.name = o.fn ORDER BY o.fn;
 INSERT INTO checks (got, want, descr)
 SELECT CASE WHEN pf.oid IS NULL THEN 'missing'
             WHEN pf.prosecdef THEN 'security definer' ELSE 'security invoker' END,

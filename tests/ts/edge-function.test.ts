@@ -216,35 +216,14 @@ describe('worker --budget: the same loop from the command line', () => {
   }, 20_000);
 });
 
-describe('the cron trigger migration', () => {
-  it('without pg_net schedules nothing and says so; with it, calls the function every minute until migrated down', async () => {
+describe('the cron job of the Edge Function', () => {
+  it('is not scheduled by the migrations (0008 scheduled it where pg_net exists, 0010 removes it and says how to schedule it)', async () => {
     const { migrateDown, migrateUp } = await import('../../src/migrate.js');
     const { throwawayCluster } = await import('./helpers/db.js');
-    const bare = await throwawayCluster();
-    const withNet = await throwawayCluster();
+    const db = await throwawayCluster();
     try {
-      const said: string[] = [];
-      await migrateUp(bare.url, { log: (l) => said.push(l) });
-      expect(said.join('\n')).toMatch(/notice: pg_net is not installed: the upload-queue-edge-function cron job is not scheduled/);
-      const b = await client(bare.url);
-      try {
-        expect((await b.query(`SELECT 1 FROM cron.job WHERE jobname = 'upload-queue-edge-function'`)).rowCount).toBe(0);
-      } finally {
-        await b.end();
-      }
-
-      // pg_net's function, as an admin installs it (a stand-in with its signature: nothing is sent here)
-      const admin = await client(withNet.adminUrl);
-      try {
-        await admin.query(`CREATE SCHEMA net;
-          CREATE FUNCTION net.http_post(url text, body jsonb DEFAULT '{}', params jsonb DEFAULT '{}',
-            headers jsonb DEFAULT '{}', timeout_milliseconds integer DEFAULT 5000) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint';
-          GRANT USAGE ON SCHEMA net TO PUBLIC`);
-      } finally {
-        await admin.end();
-      }
       const job = async (): Promise<{ schedule: string; command: string } | undefined> => {
-        const w = await client(withNet.url);
+        const w = await client(db.url);
         try {
           return (await w.query<{ schedule: string; command: string }>(
             `SELECT schedule, command FROM cron.job WHERE jobname = 'upload-queue-edge-function'`)).rows[0];
@@ -252,14 +231,21 @@ describe('the cron trigger migration', () => {
           await w.end();
         }
       };
-      await migrateUp(withNet.url);
-      expect(await job()).toEqual({ schedule: '* * * * *', command: 'SELECT public.invoke_upload_queue_processor()' });
-      await migrateDown(withNet.url, { count: 1 });
+      const said: string[] = [];
+      await migrateUp(db.url, { log: (l) => said.push(l) });
+      expect(said.join('\n')).toMatch(/notice: The upload-queue-edge-function cron job is scheduled on request: .*SELECT public\.schedule_upload_queue_edge_function\('https:\/\/PROJECT\.supabase\.co'/);
       expect(await job()).toBeUndefined();
-      await migrateUp(withNet.url);
-      expect(await job()).toBeDefined();
+      // reverting 0010 gives back what 0008 left: the job wherever pg_net is installed
+      const w = await client(db.url);
+      const hasNet = (await w.query(`SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_net'`)).rowCount === 1;
+      await w.end();
+      await migrateDown(db.url, { count: 1 });
+      if (hasNet) expect(await job()).toEqual({ schedule: '* * * * *', command: 'SELECT public.invoke_upload_queue_processor()' });
+      else expect(await job()).toBeUndefined();
+      await migrateUp(db.url);
+      expect(await job()).toBeUndefined();
     } finally {
-      await Promise.all([bare.destroy(), withNet.destroy()]);
+      await db.destroy();
     }
   }, 120_000);
 });

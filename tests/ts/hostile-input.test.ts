@@ -246,6 +246,7 @@ beforeAll(async () => {
        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname IN ('public', 'neotoma_ops')
         AND p.prorettype <> 'pg_catalog.trigger'::regtype
+        AND pg_catalog.has_function_privilege('service_role', p.oid, 'EXECUTE')  -- the role the calls are made as
         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                          WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
       ORDER BY 1, 2, 5`,

@@ -254,15 +254,30 @@ describe('a full migrate down', () => {
       const all = await catalog(db.url);
       const fns = (k: Record<string, string[]>): string[] => k.functions ?? [];
       const owned = await files();
-      const edge = [...owned.entries()].filter(([f]) => f.includes('/upload-queue-edge-function/')).flatMap(([, ids]) => ids);
-      expect(edge).toEqual(['public.invoke_upload_queue_processor()']);
+      const edge = [...owned.entries()].filter(([f]) => f.includes('/upload-queue-edge-function/')).flatMap(([, ids]) => ids).sort();
+      expect(edge).toEqual([
+        'neotoma_ops.upload_queue_edge_function_secrets()',
+        'public.invoke_upload_queue_processor()',
+        'public.schedule_upload_queue_edge_function(text, text)',
+        'public.unschedule_upload_queue_edge_function()',
+      ]);
+      const named = (fs: string[]): string[] => fs.map((f) => f.replace(/\(.*$/, '')).sort();
+      // 0010 has no SQL file: reverting it changes no function or trigger
       await migrateDown(db.url, { count: 1 });
+      const after0010 = await catalog(db.url);
+      expect(after0010.functions).toEqual(all.functions);
+      expect(after0010.triggers).toEqual(all.triggers);
+      // 0009 (a settings table) and 0008: the Edge Function's files go with 0008
+      await migrateDown(db.url, { count: 2 });
       const after = await catalog(db.url);
-      expect(fns(all).filter((f) => !fns(after).includes(f))).toEqual(edge);
+      expect(named(fns(all).filter((f) => !fns(after).includes(f)))).toEqual(named(edge));
       expect(after.triggers).toEqual(all.triggers);
       const status = await migrationStatus(db.url);
-      expect(status.sqlFiles.filter((f) => f.state === 'pending').map((f) => f.file)).toEqual([
+      expect(status.sqlFiles.filter((f) => f.state === 'pending').map((f) => f.file).sort()).toEqual([
+        'sql/functions/upload-queue-edge-function/internal/upload_queue_edge_function_secrets.sql',
         'sql/functions/upload-queue-edge-function/invoke_upload_queue_processor.sql',
+        'sql/functions/upload-queue-edge-function/schedule_upload_queue_edge_function.sql',
+        'sql/functions/upload-queue-edge-function/unschedule_upload_queue_edge_function.sql',
       ]);
       // two more: operations, then interpretation timeouts (its trigger on interpretation_runs with it)
       await migrateDown(db.url, { count: 2 });

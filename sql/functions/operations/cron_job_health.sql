@@ -1,6 +1,7 @@
 -- public.cron_job_health(): one row per pg_cron job of the project (upload-queue-processor,
--- stale-interpretation-cleanup, billing-period-reset, storage-usage-reconcile, cron-history-purge) that
--- is registered, with its last run, last success, failures in the retained history, and whether it is
+-- stale-interpretation-cleanup, billing-period-reset, storage-usage-reconcile, cron-history-purge, and
+-- upload-queue-edge-function where it is scheduled) that is registered, with its last run, last success,
+-- failures in the retained history, and whether it is
 -- healthy: a job is unhealthy when its last run failed, or when it has not succeeded for longer than twice
 -- its schedule's period (one missed run is tolerated), counted from its last success or, if it never ran,
 -- from when the server started. A paused job (active = false) is reported unhealthy too.
@@ -27,7 +28,7 @@ AS $$
            2 * neotoma_ops.cron_schedule_period(j.schedule::text) AS allowed_gap
       FROM cron.job AS j
      WHERE j.jobname IN ('upload-queue-processor', 'stale-interpretation-cleanup', 'billing-period-reset',
-                         'storage-usage-reconcile', 'cron-history-purge')
+                         'storage-usage-reconcile', 'cron-history-purge', 'upload-queue-edge-function')
   ), runs AS (
     SELECT jobs.*,
            last.status AS last_status, last.start_time AS last_start,

@@ -1,8 +1,9 @@
 -- public.check_storage_quota(p_user_id, p_bytes) → void
 -- Answers, before any bytes are sent to storage, whether one new source of p_bytes would be accepted for
 -- p_user_id now: it raises exactly the error the insert would raise (PT413 FILE_TOO_LARGE, PT402
--- STORAGE_QUOTA_EXCEEDED, same MESSAGE / DETAIL / HINT, counted as a rejection), and otherwise returns and
--- changes nothing. It decides with the same accounting as the quota trigger on sources (the charge is made and
+-- STORAGE_QUOTA_EXCEEDED, same MESSAGE / DETAIL / HINT, counted as a rejection), or PT413 FILE_TOO_LARGE with
+-- DETAIL limit "storage" when the file is over the largest object Storage accepts into bucket `sources`
+-- (public.storage_upload_limit(), where known), and otherwise returns and changes nothing. It decides with the same accounting as the quota trigger on sources (the charge is made and
 -- undone), so the two cannot disagree. Advisory only: a concurrent insert can still take the room, and the
 -- trigger remains the authority. p_user_id NULL, or p_bytes NULL or negative → 22023.
 CREATE OR REPLACE FUNCTION public.check_storage_quota(p_user_id uuid, p_bytes bigint)
@@ -30,6 +31,7 @@ BEGIN
   EXCEPTION WHEN SQLSTATE 'PTCHK' THEN
     NULL;  -- PT402 / PT413 are not caught: they reach the caller unchanged
   END;
+  PERFORM neotoma_ops.quota_check_storage_upload_limit(p_user_id, 'sources', p_bytes);
 END
 $$;
 

@@ -2,7 +2,9 @@
 -- Called by ingest, in the transaction that inserted the source, when the original upload (attempt 0) failed.
 -- Guarantees: the source exists (else 23503), sha256(p_content) equals sources.content_hash (else 22023 naming
 -- both hashes) and its length equals sources.file_size, the size the quota was charged for (else 22023 naming
--- both sizes); p_bucket is a bucket name (else 22023); nothing is written on error. The source becomes
+-- both sizes); p_bucket is a bucket name (else 22023); the bytes fit the largest object Storage accepts into
+-- p_bucket where that is known (else PT413 FILE_TOO_LARGE, limit "storage": the job could only fail); nothing is
+-- written on error. The source becomes
 -- storage_status 'pending'; the job is pending with retry_count 0 and retry 1 due upload_retry_delay(1) (≈30 s)
 -- from now; the bytes are stored in upload_queue_payloads; the job stores to p_bucket (default 'sources': the
 -- bucket the first attempt used, so a retry lands beside it) at {user_id}/{content_hash}.
@@ -59,6 +61,8 @@ BEGIN
                                              'file_size', v_source.file_size)::text,
       HINT = 'Enqueue exactly the bytes of the source; if the size recorded was wrong, correct sources.file_size first.';
   END IF;
+
+  PERFORM neotoma_ops.quota_check_storage_upload_limit(v_source.user_id, p_bucket, pg_catalog.octet_length(p_content));
 
   SELECT * INTO v_job FROM public.upload_queue AS q
    WHERE q.source_id = p_source_id AND q.status IN ('pending', 'in_progress', 'failed')
