@@ -277,6 +277,16 @@ async function checkCounters(c: pg.ClientBase): Promise<DoctorCheck> {
     issues.push(`${r.missing_n} user(s) with sources or runs but no counter row (e.g. ${(r.missing ?? []).join(', ')})`);
     fixes.push('SELECT public.reconcile_storage_usage(); creates them');
   }
+  if (await exists(c, 'neotoma_ops.upload_queue_payload_bytes')) {
+    const b = await c.query<{ held: string; truth: string }>(
+      `SELECT h.bytes::text AS held, (SELECT coalesce(sum(octet_length(p.content)), 0) FROM public.upload_queue_payloads p)::text AS truth
+         FROM neotoma_ops.upload_queue_payload_bytes h`,
+    );
+    if (b.rows[0] && b.rows[0].held !== b.rows[0].truth) {
+      issues.push(`the upload queue's outage budget counts ${b.rows[0].held} bytes held, its payloads hold ${b.rows[0].truth}`);
+      fixes.push('SELECT public.reconcile_storage_usage(); (it also corrects the outage budget)');
+    }
+  }
   if (issues.length > 0) return problem('counters', issues.join('; '), fixes.join('; '));
   if (Number(r.missing_n) > 0) {
     return warn('counters', `${r.missing_n} user(s) without a counter row yet (the upgrade's backfill is pending; a first write creates the row from the user's rows)`, 'neotoma-ops migrate up');

@@ -2,7 +2,7 @@
 -- upload_queue_settings.payload_bytes_cap; past it enqueue_upload is refused with PT503 UPLOAD_QUEUE_FULL (writing
 -- nothing), while giving bytes back (completions) always works.
 BEGIN;
-SELECT plan(18);
+SELECT plan(26);
 
 CREATE TEMP TABLE t (name text PRIMARY KEY, source_id uuid, job_id uuid);
 -- a pending source of p_size bytes named p_name, its bytes as given to enqueue_upload
@@ -41,7 +41,7 @@ SELECT lives_ok($$SELECT pg_temp.enqueue('b', 3000)$$, 'reaching the cap exactly
 SELECT is(pg_temp.held() - (SELECT held FROM t_before), 7000::bigint, 'the queue now holds its whole budget');
 
 SELECT throws_like($$SELECT pg_temp.enqueue('c', 2000)$$,
-  'Upload queue full: it holds % of its % outage budget; this upload needs 1.95 KiB',
+  'Upload queue full: it holds % of its % outage budget (% for jobs still trying, % for jobs that failed); this upload needs 1.95 KiB',
   'past the cap: PT503 with a message naming what is held, the cap and what was asked');
 SELECT throws_ok($$SELECT pg_temp.enqueue('c', 2000)$$, 'PT503', NULL, 'SQLSTATE PT503 (HTTP 503 through PostgREST)');
 CREATE FUNCTION pg_temp.refusal_detail() RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -53,7 +53,7 @@ EXCEPTION WHEN SQLSTATE 'PT503' THEN
   GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
   RETURN d::jsonb;
 END $$;
-SELECT is(pg_temp.refusal_detail() - 'held_bytes' - 'cap_bytes',
+SELECT is(pg_temp.refusal_detail() - 'held_bytes' - 'cap_bytes' - 'pending_bytes' - 'failed_bytes',
   '{"code": "UPLOAD_QUEUE_FULL", "requested_bytes": 2000}'::jsonb, 'DETAIL is JSON with a stable code');
 SELECT is((SELECT (d ->> 'cap_bytes')::bigint - (d ->> 'held_bytes')::bigint FROM pg_temp.refusal_detail() AS d), 0::bigint,
   'DETAIL: held_bytes and cap_bytes as they are (the budget is full)');
@@ -62,6 +62,27 @@ SELECT is((SELECT count(*)::int FROM public.upload_queue WHERE source_id = (SELE
 SELECT is(pg_temp.held() - (SELECT held FROM t_before), 7000::bigint, 'and held no bytes');
 SELECT ok(pg_temp.rejections() - (SELECT rejections FROM t_before) >= 4,
   'every refusal is counted, though its statement was rolled back');
+
+-- what holds the budget: a job that failed for good keeps its bytes; the refusal says so and how to free them
+CREATE FUNCTION pg_temp.refusal_hint() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE h text;
+BEGIN
+  PERFORM pg_temp.enqueue('c', 2000);
+  RETURN NULL;
+EXCEPTION WHEN SQLSTATE 'PT503' THEN
+  GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+  RETURN h;
+END $$;
+SELECT unalike(pg_temp.refusal_hint(), '%requeue%', 'while only jobs still trying hold it, the hint does not send anyone to requeue');
+UPDATE public.upload_queue SET next_retry_at = now() - interval '1 second' WHERE id = (SELECT job_id FROM t WHERE name = 'b');
+SELECT ok(public.fail_upload_job(j.job_id, j.lease_token, 'test: refused for good', false), 'job b fails for good')
+  FROM public.claim_upload_jobs('w', 100) AS j WHERE j.job_id = (SELECT job_id FROM t WHERE name = 'b');
+SELECT is((SELECT (d ->> 'failed_bytes')::bigint FROM pg_temp.refusal_detail() AS d), 3000::bigint,
+  'DETAIL: failed_bytes counts the bytes failed jobs hold');
+SELECT matches(pg_temp.refusal_hint(), 'failed jobs hold their bytes until requeued: .*"neotoma-ops requeue --all-failed"',
+  'when failed jobs hold the budget, the hint gives the requeue command');
+SELECT is((SELECT (d ->> 'pending_bytes')::bigint + (d ->> 'failed_bytes')::bigint = (d ->> 'held_bytes')::bigint
+             FROM pg_temp.refusal_detail() AS d), true, 'DETAIL: pending and failed bytes add up to what is held');
 
 -- completions give bytes back, even when the queue is over a cap lowered below what it holds
 UPDATE neotoma_ops.upload_queue_settings SET payload_bytes_cap = 1;
@@ -81,6 +102,17 @@ SELECT is((SELECT bytes FROM neotoma_ops.upload_queue_payload_bytes), pg_temp.tr
 SELECT is(pg_temp.held(), pg_temp.truth(), 'ops_metrics() reports it');
 SELECT is((SELECT value FROM public.ops_metrics() WHERE metric = 'upload_queue_payload_bytes_cap'), 10737418240::float8,
   'ops_metrics() reports the cap');
+
+-- drift (a counter changed by hand) is repaired by the nightly reconcile
+UPDATE neotoma_ops.upload_queue_payload_bytes SET bytes = bytes + 999;
+SELECT is(public.reconcile_storage_usage() >= 0 AND pg_temp.held() = pg_temp.truth(), true,
+  'reconcile_storage_usage() makes the budget counter equal the payloads again');
+UPDATE neotoma_ops.upload_queue_payload_bytes SET bytes = bytes - 5;
+SELECT is(neotoma_ops.upload_queue_payload_bytes_reconcile(), 5::bigint, 'the queue''s reconcile returns the correction');
+
+-- TRUNCATE, directly or by CASCADE from sources, leaves the counter true (the queue then holds nothing)
+TRUNCATE public.upload_queue CASCADE;
+SELECT is(pg_temp.held(), 0::bigint, 'TRUNCATE upload_queue CASCADE: the queue holds 0 bytes, as its payloads say');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,9 +5,10 @@
 -- correction in usage_drift_log. Guarantees: exact even while inserts/deletes are in flight — the row lock
 -- waits for every transaction that has already counted its change, and the sum is read with a snapshot
 -- taken after the lock, so a change is either in the sum or applied later on top of it (never a stale
--- overwrite). Full runs scan users in batches of 1000 and lock only drifted rows. Needs READ COMMITTED
--- (a REPEATABLE READ snapshot would be stale: 25001). Returns the number of users corrected; a full run
--- returns 0 at once when another one holds the job's advisory lock.
+-- overwrite). Full runs scan users in batches of 1000 and lock only drifted rows, and also make the upload
+-- queue's outage budget counter true (neotoma_ops.upload_queue_payload_bytes_reconcile(), where the upload queue
+-- is installed). Needs READ COMMITTED (a REPEATABLE READ snapshot would be stale: 25001). Returns the number of
+-- users corrected; a full run returns 0 at once when another one holds the job's advisory lock.
 CREATE OR REPLACE FUNCTION public.reconcile_storage_usage(p_user_id uuid DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
@@ -63,6 +64,10 @@ BEGIN
       v_fixed := v_fixed + 1;
     END IF;
   END LOOP;
+  -- a capability of its own (migration 0005), which may be reverted while this one stays
+  IF pg_catalog.to_regprocedure('neotoma_ops.upload_queue_payload_bytes_reconcile()') IS NOT NULL THEN
+    PERFORM neotoma_ops.upload_queue_payload_bytes_reconcile();
+  END IF;
   RETURN v_fixed;
 END
 $fn$;

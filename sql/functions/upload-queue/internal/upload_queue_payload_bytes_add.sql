@@ -16,8 +16,10 @@ SECURITY DEFINER
 SET search_path = ''
 AS $fn$
 DECLARE
-  v_bytes bigint;
-  v_cap   bigint;
+  v_bytes   bigint;
+  v_cap     bigint;
+  v_pending bigint;
+  v_failed  bigint;
 BEGIN
   UPDATE neotoma_ops.upload_queue_payload_bytes AS h
      SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
@@ -41,16 +43,28 @@ BEGIN
     SELECT s.payload_bytes_cap INTO v_cap FROM neotoma_ops.upload_queue_settings AS s WHERE s.singleton;
     IF v_bytes > v_cap THEN
       PERFORM pg_catalog.nextval('neotoma_ops.upload_queue_full_rejections');
+      -- what holds the budget: jobs still trying drain by themselves, failed ones only when requeued or deleted
+      SELECT coalesce(sum(pg_catalog.octet_length(p.content)) FILTER (WHERE q.status = 'failed'), 0)::bigint,
+             coalesce(sum(pg_catalog.octet_length(p.content)) FILTER (WHERE q.status <> 'failed'), 0)::bigint
+        INTO v_failed, v_pending
+        FROM public.upload_queue_payloads AS p JOIN public.upload_queue AS q ON q.id = p.job_id;
+      v_pending := GREATEST(v_pending - p_new_bytes, 0);  -- this statement's own payloads (of pending jobs) are not held
       RAISE EXCEPTION USING
         ERRCODE = 'PT503',
-        MESSAGE = pg_catalog.format('Upload queue full: it holds %s of its %s outage budget; this upload needs %s',
+        MESSAGE = pg_catalog.format('Upload queue full: it holds %s of its %s outage budget (%s for jobs still trying, %s for jobs that failed); this upload needs %s',
                                     public.format_bytes(v_bytes - p_delta), public.format_bytes(v_cap),
+                                    public.format_bytes(v_pending), public.format_bytes(v_failed),
                                     public.format_bytes(p_new_bytes)),
         DETAIL = pg_catalog.jsonb_build_object('code', 'UPLOAD_QUEUE_FULL', 'held_bytes', v_bytes - p_delta,
+                                               'pending_bytes', v_pending, 'failed_bytes', v_failed,
                                                'cap_bytes', v_cap, 'requested_bytes', p_new_bytes)::text,
-        HINT = 'Storage has been unreachable long enough to fill the upload queue''s outage budget: retry later; '
-            || 'nothing was written. Operators: bring storage back (the queue drains by itself), or raise '
-            || 'neotoma_ops.upload_queue_settings.payload_bytes_cap if the disk has room.';
+        HINT = 'Retry later; nothing was written. Operators: '
+            || CASE WHEN v_failed > 0
+                    THEN 'failed jobs hold their bytes until requeued: once storage accepts uploads, run '
+                      || '"neotoma-ops requeue --all-failed" (or delete the failed jobs you give up); '
+                    ELSE '' END
+            || CASE WHEN v_pending > 0 THEN 'jobs still trying drain by themselves once storage is back; ' ELSE '' END
+            || 'or raise neotoma_ops.upload_queue_settings.payload_bytes_cap if the disk has room.';
     END IF;
   END IF;
   RETURN v_bytes;
