@@ -7,3 +7,5 @@ export interface Pgbouncer {
 
 /** A real pgbouncer in front of `targetUrl`, in session or transaction pool mode (see pgbouncer.mjs). */
 export function startPgbouncer(targetUrl: string, mode: 'session' | 'transaction', poolSize?: number): Promise<Pgbouncer>;
+/** A TCP port free on 127.0.0.1 now. */
+export function freePort(): Promise<number>;

@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
-function freePort() {
+/** A TCP port free on 127.0.0.1 now. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

@@ -4,11 +4,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort } from './pgbouncer.mjs';
 
 const execFileP = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,17 +89,6 @@ export function denoBinary() {
 
 /** The folder of the Edge Function as deployed. */
 export const EDGE_FUNCTION_DIR = path.join(root, 'supabase', 'functions', 'upload-queue-processor');
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Runs the unmodified index.ts of the Edge Function under Deno with `env` (as `supabase functions serve` would give
