@@ -72,26 +72,31 @@ function program(): Command {
 
   const migrate = p.command('migrate').description('apply, revert or show the migrations');
   migrate.command('up')
-    .description('apply pending migrations, changed SQL files, then the deferred steps')
+    .description('apply pending migrations, changed SQL files, the deferred steps, then put back what drifted')
     .action(() =>
       withDatabase(async (url) => {
         const r = await migrateUp(url, { log: print });
+        const applied = r.migrations.length + r.sqlFiles.length + r.deferredSteps.length;
         print(
-          r.migrations.length + r.sqlFiles.length + r.deferredSteps.length === 0
+          (applied === 0
             ? 'Nothing to apply: the database is up to date.'
             : `Applied ${r.migrations.length} migration(s), ${r.sqlFiles.length} SQL file(s) and ` +
-                `${r.deferredSteps.length} deferred step(s).`,
+                `${r.deferredSteps.length} deferred step(s).`) +
+            (r.repaired.length > 0 ? ` Put back ${r.repaired.length} object(s) that had drifted from the record.` : ''),
         );
         for (const w of r.warnings) console.error(`neotoma-ops: warning: ${w}`);
       }, print),
     );
   migrate.command('down')
-    .description('revert the last migration(s)')
+    .description('revert the last migration(s), each in one transaction; refuses to destroy data it did not write')
     .option('--count <n>', 'how many migrations to revert', wholeNumber, 1)
-    .action((o: { count: number }) =>
+    .option('--dry-run', 'say what would be dropped, put back and destroyed; change nothing')
+    .option('--drop-data', 'revert even where that destroys rows neotoma-ops did not write (application rows, queued uploads)')
+    .action((o: { count: number; dryRun?: boolean; dropData?: boolean }) =>
       withDatabase(async (url) => {
-        const r = await migrateDown(url, { log: print, count: o.count });
-        print(r.migrations.length === 0 ? 'Nothing to revert.' : `Reverted ${r.migrations.join(', ')}.`);
+        const r = await migrateDown(url, { log: print, count: o.count, dryRun: o.dryRun ?? false, dropData: o.dropData ?? false });
+        if (o.dryRun) print('Dry run: nothing was changed.');
+        else print(r.migrations.length === 0 ? 'Nothing to revert.' : `Reverted ${r.migrations.join(', ')}.`);
       }, print),
     );
   migrate.command('status')
@@ -103,7 +108,9 @@ function program(): Command {
         for (const m of s.pending) print(`pending  ${m}`);
         for (const f of s.sqlFiles) print(`${f.state.padEnd(8)} ${f.file}`);
         for (const d of s.pendingSteps) {
-          print(`pending  deferred step of ${d.migration}: ${d.description}${d.lastError ? ` (last error: ${d.lastError})` : ''}`);
+          const running = d.progress && d.progressAt && Date.now() - d.progressAt.getTime() < 30_000
+            ? ` (running: ${d.progress}, ${Math.round((Date.now() - d.progressAt.getTime()) / 1000)} s ago)` : '';
+          print(`pending  deferred step of ${d.migration}: ${d.description}${running}${d.lastError ? ` (last error: ${d.lastError})` : ''}`);
         }
       }, print),
     );

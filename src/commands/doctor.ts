@@ -1,6 +1,9 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type pg from 'pg';
 import { checkCron, checkServerVersion } from '../db/preflight.js';
-import { readMigrationStatus } from '../migrate.js';
+import { plannedSqlFiles, readMigrationStatus, sqlFileCollisions } from '../migrate.js';
+import { migrationsDir } from '../paths.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'problem';
 
@@ -134,7 +137,7 @@ async function checkMigrations(c: pg.ClientBase): Promise<DoctorCheck> {
     ...(s.pending.length ? [`${s.pending.length} migration(s) pending (${s.pending.join(', ')})`] : []),
     ...(changed.length ? [`${changed.length} SQL file(s) new or changed`] : []),
     ...(s.pendingSteps.length > waitingForRows.length ? [`${s.pendingSteps.length - waitingForRows.length} deferred step(s) pending`] : []),
-    ...(waitingForRows.length ? [`${waitingForRows.length} check(s) wait for the rows reported under integrity`] : []),
+    ...(waitingForRows.length ? [`${waitingForRows.length} check(s) wait for the rows reported below`] : []),
   ];
   if (pendingWork.length > 0) return warn('migrations', pendingWork.join('; '), 'neotoma-ops migrate up');
   return ok('migrations', `${s.applied.length} migrations and ${s.sqlFiles.length} SQL files applied, no deferred step pending`);
@@ -193,32 +196,26 @@ async function checkTables(c: pg.ClientBase): Promise<DoctorCheck> {
   return ok('tables', `${found.join(' and ')} have Neotoma v0.2.0's columns, types and keys`);
 }
 
-/**
- * Rows that break the integrity checks v0.3.0 adds to sources. Once the checks exist, the count uses each
- * constraint's own expression from the catalog; before the upgrade, the same rules as migration 0003 (a test
- * compares the two).
- */
-export const INTEGRITY_RULES: Array<{ constraint: string; predicate: string }> = [
-  { constraint: 'sources_content_hash_sha256_lowercase_hex', predicate: "(content_hash ~ '^[0-9a-f]{64}$'::text)" },
-  { constraint: 'sources_file_size_not_negative', predicate: '(file_size >= 0)' },
-];
+/** The checks the migrations add NOT VALID to Neotoma's existing tables (their own text, read from the files). */
+export async function plannedChecks(dir = migrationsDir): Promise<Array<{ table: string; constraint: string; predicate: string }>> {
+  const out: Array<{ table: string; constraint: string; predicate: string }> = [];
+  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort()) {
+    const up = (await readFile(path.join(dir, name), 'utf8')).split(/^-- Down Migration/m)[0]!;
+    for (const m of up.matchAll(/ALTER TABLE (public\.\w+) ADD CONSTRAINT (\w+)\s+CHECK (\(.+\)) NOT VALID;/g)) {
+      out.push({ table: m[1]!, constraint: m[2]!, predicate: m[3]! });
+    }
+  }
+  return out;
+}
 
+/** Before the upgrade: rows that break the checks it will add (they do not stop it; fixing them first is cleaner). */
 async function checkIntegrity(c: pg.ClientBase): Promise<DoctorCheck> {
-  if (!(await exists(c, 'public.sources'))) return ok('integrity', 'no sources table yet');
-  const { rows: constraints } = await c.query<{ name: string; expr: string; validated: boolean }>(
-    `SELECT conname AS name, pg_get_expr(conbin, conrelid) AS expr, convalidated AS validated
-       FROM pg_catalog.pg_constraint WHERE conrelid = 'public.sources'::regclass AND contype = 'c'`,
-  );
-  const byName = new Map(constraints.map((k) => [k.name, k]));
-  const toCount = [
-    ...INTEGRITY_RULES.filter((r) => !byName.has(r.constraint)).map((r) => ({ name: r.constraint, expr: r.predicate })),
-    ...constraints.filter((k) => !k.validated),
-  ];
   const broken: string[] = [];
-  for (const k of toCount) {
-    // the expression comes from the catalog or from the constant above, never from input
-    const n = await one<{ n: string }>(c, `SELECT count(*) AS n FROM public.sources WHERE NOT ${k.expr}`);
-    if (Number(n.n) > 0) broken.push(`${n.n} row(s) break ${k.name} ${k.expr}`);
+  for (const k of await plannedChecks()) {
+    if (!(await exists(c, k.table))) continue;
+    // the table and the expression come from the project's own migration files, never from input
+    const n = await one<{ n: string }>(c, `SELECT count(*) AS n FROM ${k.table} WHERE NOT ${k.predicate}`);
+    if (Number(n.n) > 0) broken.push(`${n.n} row(s) break ${k.constraint} ${k.predicate}`);
   }
   if (broken.length > 0) {
     return problem(
@@ -227,104 +224,20 @@ async function checkIntegrity(c: pg.ClientBase): Promise<DoctorCheck> {
       'List them with SELECT * FROM public.sources WHERE NOT <expression>; correct or delete them, then run neotoma-ops migrate up (it validates the checks).',
     );
   }
-  const pending = constraints.filter((k) => !k.validated).length;
-  if (pending > 0) return warn('integrity', `no row breaks a check; ${pending} check(s) not validated yet`, 'neotoma-ops migrate up');
-  return ok('integrity', `every row of public.sources passes ${byName.size > 0 ? 'its checks' : 'the checks v0.3.0 adds'}`);
+  return ok('integrity', 'every row passes the checks v0.3.0 adds');
 }
 
-async function checkCounters(c: pg.ClientBase): Promise<DoctorCheck> {
-  if (!(await exists(c, 'public.storage_usage'))) return ok('counters', 'no usage counters yet: the upgrade creates them from the existing rows');
-  const r = await one<{ users: string; storage_wrong: string[] | null; storage_wrong_n: string; missing_n: string; missing: string[] | null; runs_low_n: string; runs_low: string[] | null; backfill_pending: boolean }>(
-    c,
-    `WITH truth AS (
-       SELECT s.user_id, sum(GREATEST(s.file_size, 0))::bigint AS bytes, count(*)::bigint AS n FROM public.sources s GROUP BY s.user_id
-     ), storage_wrong AS (
-       SELECT su.user_id FROM public.storage_usage su LEFT JOIN truth t ON t.user_id = su.user_id
-        WHERE su.total_bytes <> coalesce(t.bytes, 0) OR su.total_sources <> coalesce(t.n, 0)
-     ), missing AS (
-       SELECT u.user_id FROM (SELECT user_id FROM truth UNION SELECT DISTINCT user_id FROM public.interpretation_runs) u
-        WHERE NOT EXISTS (SELECT 1 FROM public.storage_usage su WHERE su.user_id = u.user_id)
-     ), runs_low AS (
-       SELECT su.user_id FROM public.storage_usage su
-        WHERE su.billing_period_end > now()
-          AND su.interpretation_count_month < (
-                SELECT count(*) FROM public.interpretation_runs r
-                 WHERE r.user_id = su.user_id AND r.quota_released_at IS NULL
-                   AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start
-                   AND coalesce(r.quota_charged_at, r.created_at) < su.billing_period_end)
-     )
-     SELECT (SELECT count(*) FROM public.storage_usage) AS users,
-            (SELECT count(*) FROM storage_wrong) AS storage_wrong_n,
-            (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM storage_wrong ORDER BY user_id LIMIT 5) x) AS storage_wrong,
-            (SELECT count(*) FROM missing) AS missing_n,
-            (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM missing ORDER BY user_id LIMIT 5) x) AS missing,
-            (SELECT count(*) FROM runs_low) AS runs_low_n,
-            (SELECT array_agg(user_id::text) FROM (SELECT user_id FROM runs_low ORDER BY user_id LIMIT 5) x) AS runs_low,
-            EXISTS (SELECT 1 FROM neotoma_ops.deferred_steps WHERE migration = '0004_quotas' AND completed_at IS NULL)
-              AS backfill_pending`,
-  );
-  const issues: string[] = [];
-  const fixes: string[] = [];
-  if (Number(r.storage_wrong_n) > 0) {
-    issues.push(`${r.storage_wrong_n} user(s) whose total_bytes/total_sources differ from their sources (e.g. ${(r.storage_wrong ?? []).join(', ')})`);
-    fixes.push('SELECT public.reconcile_storage_usage(); (it logs each correction in public.usage_drift_log)');
+/** Before the upgrade: objects of the database that the SQL files would replace (the upgrade refuses them). */
+async function checkCollisions(c: pg.ClientBase): Promise<DoctorCheck> {
+  const clash = await sqlFileCollisions(c, await plannedSqlFiles(), new Map());
+  if (clash.length > 0) {
+    return problem('collisions', clash.join('; '), 'neotoma-ops never replaces what it did not create: rename or drop yours (e.g. ALTER FUNCTION … RENAME TO …), or install it in another database.');
   }
-  if (Number(r.runs_low_n) > 0) {
-    issues.push(`${r.runs_low_n} user(s) counted fewer interpretations this period than they have runs holding a unit of it (e.g. ${(r.runs_low ?? []).join(', ')})`);
-    fixes.push('see docs/quotas.md, "What can make the counters drift"');
-  }
-  if (Number(r.missing_n) > 0 && !r.backfill_pending) {
-    issues.push(`${r.missing_n} user(s) with sources or runs but no counter row (e.g. ${(r.missing ?? []).join(', ')})`);
-    fixes.push('SELECT public.reconcile_storage_usage(); creates them');
-  }
-  if (await exists(c, 'neotoma_ops.upload_queue_payload_bytes')) {
-    const b = await c.query<{ held: string; truth: string }>(
-      `SELECT h.bytes::text AS held, (SELECT coalesce(sum(octet_length(p.content)), 0) FROM public.upload_queue_payloads p)::text AS truth
-         FROM neotoma_ops.upload_queue_payload_bytes h`,
-    );
-    if (b.rows[0] && b.rows[0].held !== b.rows[0].truth) {
-      issues.push(`the upload queue's outage budget counts ${b.rows[0].held} bytes held, its payloads hold ${b.rows[0].truth}`);
-      fixes.push('SELECT public.reconcile_storage_usage(); (it also corrects the outage budget)');
-    }
-  }
-  if (issues.length > 0) return problem('counters', issues.join('; '), fixes.join('; '));
-  if (Number(r.missing_n) > 0) {
-    return warn('counters', `${r.missing_n} user(s) without a counter row yet (the upgrade's backfill is pending; a first write creates the row from the user's rows)`, 'neotoma-ops migrate up');
-  }
-  return ok('counters', `${r.users} user(s): every counter equals SUM(file_size), COUNT(*) and this period's runs`);
+  return ok('collisions', 'nothing in the database has the name of an object neotoma-ops creates');
 }
 
-const JOBS = ['billing-period-reset', 'cron-history-purge', 'stale-interpretation-cleanup', 'storage-usage-reconcile', 'upload-queue-processor'];
-
-async function checkCronJobs(c: pg.ClientBase): Promise<DoctorCheck> {
-  if (!(await hasFunction(c, 'public.cron_job_health()'))) return ok('cron jobs', 'none yet: the migrations schedule them');
-  const { rows } = await c.query<{ jobname: string; healthy: boolean; reason: string | null }>(
-    'SELECT jobname, healthy, reason FROM public.cron_job_health() ORDER BY jobname',
-  );
-  const present = new Set(rows.map((r) => r.jobname));
-  const missing = JOBS.filter((j) => !present.has(j));
-  const unhealthy = rows.filter((r) => !r.healthy);
-  if (missing.length > 0 || unhealthy.length > 0) {
-    return problem(
-      'cron jobs',
-      [...missing.map((j) => `${j} is not scheduled`), ...unhealthy.map((r) => `${r.jobname}: ${r.reason ?? 'unhealthy'}`)].join('; '),
-      'Missing jobs: neotoma-ops migrate up. Failing or paused ones: docs/operations.md, runbook "pg_cron jobs do not run".',
-    );
-  }
-  return ok('cron jobs', `${rows.length} jobs scheduled and healthy`);
-}
-
-async function checkPrivileges(c: pg.ClientBase): Promise<DoctorCheck> {
-  if (await hasFunction(c, 'neotoma_ops.privilege_problems()')) {
-    const { rows } = await c.query<{ object: string; problem: string; fix: string }>('SELECT object, problem, fix FROM neotoma_ops.privilege_problems()');
-    if (rows.length === 0) return ok('privileges', 'grants, RLS and search_path of every project object follow the privilege rules');
-    return problem(
-      'privileges',
-      rows.map((r) => `${r.object}: ${r.problem}`).join('; '),
-      rows.map((r) => r.fix).join(' '),
-    );
-  }
-  // before the upgrade: what it will change on Neotoma's tables
+/** Before the upgrade: what it will change on Neotoma's tables. */
+async function checkPrivilegesBefore(c: pg.ClientBase): Promise<DoctorCheck> {
   const { rows } = await c.query<{ grant: string }>(
     `SELECT format('%s on %s: %s', g.grantee::regrole, g.rel, string_agg(g.privilege_type, ', ' ORDER BY g.privilege_type)) AS grant
        FROM (SELECT a.grantee, c.oid::regclass::text AS rel, a.privilege_type
@@ -343,6 +256,20 @@ async function checkPrivileges(c: pg.ClientBase): Promise<DoctorCheck> {
   );
 }
 
+/**
+ * Once installed: everything not as neotoma-ops left it, judged in the database by what it recorded it owns
+ * (neotoma_ops.doctor()): one check per problem, or one `record` check when there is none.
+ */
+async function checkRecord(c: pg.ClientBase): Promise<DoctorCheck[]> {
+  const { rows } = await c.query<{ kind: string; problem: string; fix: string }>('SELECT kind, problem, fix FROM neotoma_ops.doctor(true)');
+  if (rows.length === 0) {
+    const n = await one<{ n: string }>(c, 'SELECT count(*) AS n FROM neotoma_ops.owned_objects WHERE definition IS NOT NULL');
+    return [ok('record', `the ${n.n} objects neotoma-ops recorded are as it left them; grants, pg_cron jobs, counters and checks are right`)];
+  }
+  // a plan promising more than Storage takes is refused up front: worth fixing, not broken
+  return rows.map((r) => (r.kind === 'storage limit' ? warn : problem)(r.kind, r.problem, r.fix));
+}
+
 const CREATE_BUCKET = "insert into storage.buckets (id, name) values ('sources', 'sources'); (SQL editor) or Dashboard → Storage → New bucket, private";
 
 /** Supabase Storage, where the database has it: the bucket uploads go to, and whether Storage can hold what the plans allow. */
@@ -355,20 +282,15 @@ async function checkStorage(c: pg.ClientBase): Promise<DoctorCheck> {
     return problem('storage', 'Supabase Storage has no bucket "sources": every upload would fail', `${CREATE_BUCKET}; then neotoma-ops requeue --all-failed`);
   }
   const bucketLimit = rows[0]!.file_size_limit === null ? 'no file_size_limit of its own' : `file_size_limit ${rows[0]!.file_size_limit} bytes`;
-  if (!(await hasFunction(c, 'neotoma_ops.storage_limit_problems()'))) {
+  if (!(await exists(c, 'neotoma_ops.storage_settings'))) {
     return ok('storage', `bucket "sources" exists (${bucketLimit}); after the upgrade doctor compares Storage's limits with the plans'`);
   }
-  const { rows: over } = await c.query<{ object: string; problem: string; fix: string }>('SELECT object, problem, fix FROM neotoma_ops.storage_limit_problems()');
   const global = await one<{ limit_bytes: string | null }>(c, 'SELECT upload_limit_bytes::text AS limit_bytes FROM neotoma_ops.storage_settings');
   const known = `bucket "sources" exists (${bucketLimit}); global upload limit ${global.limit_bytes === null ? 'not recorded' : `${global.limit_bytes} bytes`}`;
-  if (over.length > 0) {
-    return warn('storage', `${known}; per-file limits Storage cannot store: ${over.map((r) => `${r.object} ${r.problem}`).join('; ')}`,
-      `${over.map((r) => r.fix).join(' ')} Files over Storage's limit are refused up front (PT413, limit "storage").`);
-  }
   if (global.limit_bytes === null) {
     return warn('storage', `${known}`, "Record the project's global upload limit (Dashboard → Storage → Settings; 50 MB on the free plan): UPDATE neotoma_ops.storage_settings SET upload_limit_bytes = 52428800;");
   }
-  return ok('storage', `${known}; every plan's per-file limit fits`);
+  return ok('storage', `${known} (plans over it: under "storage limit" below)`);
 }
 
 /** The Edge Function path (pg_cron → pg_net → upload-queue-processor): possible here, configured, scheduled? */
@@ -399,11 +321,14 @@ async function checkEdgeFunction(c: pg.ClientBase): Promise<DoctorCheck> {
   return ok('edge function', 'pg_net and Vault are installed: the Edge Function can be scheduled (docs/supabase.md, step 6), or run neotoma-ops worker');
 }
 
-const CHECKS: Array<(c: pg.ClientBase) => Promise<DoctorCheck>> = [
-  checkServer, checkPgCron, checkRole, checkMigrations, checkTables, checkIntegrity, checkCounters, checkCronJobs, checkPrivileges,
-  checkStorage, checkEdgeFunction,
+type Check = (c: pg.ClientBase) => Promise<DoctorCheck | DoctorCheck[]>;
+const ENVIRONMENT: Array<[string, Check]> = [
+  ['server', checkServer], ['pg_cron', checkPgCron], ['role', checkRole], ['migrations', checkMigrations],
 ];
-const CHECK_NAMES = ['server', 'pg_cron', 'role', 'migrations', 'tables', 'integrity', 'counters', 'cron jobs', 'privileges', 'storage', 'edge function'];
+const BEFORE_INSTALL: Array<[string, Check]> = [
+  ['tables', checkTables], ['integrity', checkIntegrity], ['collisions', checkCollisions], ['privileges', checkPrivilegesBefore],
+];
+const PLATFORM: Array<[string, Check]> = [['storage', checkStorage], ['edge function', checkEdgeFunction]];
 
 /**
  * Every check, in one READ ONLY transaction (nothing can be written, and it works through a transaction-mode
@@ -415,14 +340,16 @@ export async function collectDoctor(c: pg.ClientBase): Promise<DoctorReport> {
   await c.query('BEGIN READ ONLY');
   try {
     await c.query(`SET LOCAL statement_timeout = '120s'`);
-    for (const [i, run] of CHECKS.entries()) {
+    const installed = await hasFunction(c, 'neotoma_ops.doctor(boolean)');
+    const plan: Array<[string, Check]> = [...ENVIRONMENT, ...(installed ? [['record', checkRecord] as [string, Check]] : BEFORE_INSTALL), ...PLATFORM];
+    for (const [name, run] of plan) {
       await c.query('SAVEPOINT doctor_check');
       try {
-        checks.push(await run(c));
+        checks.push(...[await run(c)].flat());
         await c.query('RELEASE SAVEPOINT doctor_check');
       } catch (err) {
         await c.query('ROLLBACK TO SAVEPOINT doctor_check');
-        checks.push(problem(CHECK_NAMES[i] ?? 'check', `could not be checked: ${(err as Error).message}`, 'Run doctor as the role that runs the migrations.'));
+        checks.push(problem(name, `could not be checked: ${(err as Error).message}`, 'Run doctor as the role that runs the migrations.'));
       }
     }
   } finally {

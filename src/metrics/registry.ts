@@ -19,42 +19,27 @@ export async function readOpsMetrics(db: pg.Pool | pg.Client): Promise<OpsMetric
   }));
 }
 
-/**
- * The database's metrics, by the name ops_metrics() gives them; exported as neotoma_<name>.
- * Names ending in _total are counters (monotonic in the database), the rest gauges.
- */
-export const OPS_METRIC_HELP: Record<string, string> = {
-  upload_queue_jobs: 'Upload queue jobs by status.',
-  upload_queue_oldest_due_age_seconds: 'Age of the oldest pending upload job that is due (0 when none).',
-  upload_queue_payload_bytes: 'Payload bytes the upload queue holds (the outage budget in use).',
-  upload_queue_payload_bytes_cap: 'Most payload bytes the upload queue may hold (upload_queue_settings.payload_bytes_cap).',
-  upload_queue_full_rejections_total: 'Uploads refused because the upload queue held its outage budget (PT503 UPLOAD_QUEUE_FULL).',
-  upload_enqueued_total: 'Uploads that failed at ingest and were queued for retry.',
-  upload_retries_total: 'Retry attempts started (jobs claimed by a worker).',
-  upload_retry_failures_total: 'Retry attempts that failed, expired leases included.',
-  upload_lease_expirations_total: 'Leases that expired before their worker completed or failed the job.',
-  upload_terminal_failures_total: 'Upload jobs that reached status failed (retries exhausted or non-retryable).',
-  upload_completed_total: 'Upload jobs stored and completed.',
-  upload_requeued_total: 'Failed upload jobs put back in the queue by an operator.',
-  upload_pruned_total: 'Completed upload jobs deleted after their retention.',
-  interpretation_timeouts_total: "Interpretation runs failed by the sweep with 'Timeout - no heartbeat'.",
-  interpretation_stale_runs: 'Pending or running interpretation runs whose timeout has passed (not yet swept).',
-  quota_rejections_total: 'Inserts refused by a quota, by resource (storage, interpretations, file_size).',
-  storage_used_bytes: 'Bytes of sources in use, by plan.',
-  storage_users: 'Users with a usage row, by plan.',
-  storage_users_at_or_over_ratio: 'Users whose storage or interpretation use is at or over a share of their limit.',
-  cron_job_last_success_age_seconds: 'Seconds since the last successful run of a pg_cron job (-1: never).',
-  cron_job_failures_total: 'Failed runs of a pg_cron job in the retained run history.',
-  cron_job_healthy: '1 when the pg_cron job is healthy (see /healthz), else 0.',
-};
+/** One row of public.ops_metric_definitions(): what a metric of ops_metrics() is. */
+export interface OpsMetricDefinition {
+  metric: string;
+  type: 'counter' | 'gauge';
+  help: string;
+  labels: string[];
+}
+
+export async function readOpsMetricDefinitions(db: pg.Pool | pg.Client): Promise<OpsMetricDefinition[]> {
+  return (await db.query<OpsMetricDefinition>('SELECT metric, type, help, labels FROM public.ops_metric_definitions()')).rows;
+}
 
 const PREFIX = 'neotoma_';
 
 /**
- * Registers one collector per database metric on `registry`; a scrape reads ops_metrics() once and
- * fills them all.
+ * Registers one collector per metric the database defines (public.ops_metric_definitions(): name, type, help,
+ * labels); a scrape reads ops_metrics() once and fills them all. Nothing about a metric is written here: one added
+ * in SQL is exported as it is.
  */
-export function registerOpsMetrics(registry: client.Registry, db: pg.Pool): void {
+export async function registerOpsMetrics(registry: client.Registry, db: pg.Pool): Promise<void> {
+  const definitions = await readOpsMetricDefinitions(db);
   let pending: Promise<OpsMetricRow[]> | undefined;
   // every collector of one scrape shares one query
   const rows = (): Promise<OpsMetricRow[]> => {
@@ -67,32 +52,17 @@ export function registerOpsMetrics(registry: client.Registry, db: pg.Pool): void
     }
     return pending;
   };
-  const labelsOf = (name: string): string[] =>
-    ({
-      upload_queue_jobs: ['status'],
-      quota_rejections_total: ['resource'],
-      storage_used_bytes: ['plan'],
-      storage_users: ['plan'],
-      storage_users_at_or_over_ratio: ['ratio', 'resource'],
-      cron_job_last_success_age_seconds: ['cron_job'],
-      cron_job_failures_total: ['cron_job'],
-      cron_job_healthy: ['cron_job'],
-    })[name] ?? [];
-  // ops_metrics() names the pg_cron job `job`, a label Prometheus gives every scrape target: exported as cron_job
-  const exported = (labels: Record<string, string>): Record<string, string> =>
-    Object.fromEntries(Object.entries(labels).map(([k, v]) => [k === 'job' ? 'cron_job' : k, v]));
-
-  for (const [name, help] of Object.entries(OPS_METRIC_HELP)) {
+  for (const d of definitions) {
     // every worker serves the same database-wide values: labelled scope="database", aggregated with max(), never
     // sum(), across scraped workers (docs/metrics.md)
-    const labelNames = [...labelsOf(name), 'scope'];
+    const labelNames = [...d.labels, 'scope'];
     const fill = async (set: (labels: Record<string, string>, value: number) => void): Promise<void> => {
-      for (const r of await rows()) if (r.metric === name) set({ ...exported(r.labels), scope: 'database' }, r.value);
+      for (const r of await rows()) if (r.metric === d.metric) set({ ...r.labels, scope: 'database' }, r.value);
     };
-    if (name.endsWith('_total')) {
+    if (d.type === 'counter') {
       new client.Counter({
-        name: PREFIX + name,
-        help,
+        name: PREFIX + d.metric,
+        help: d.help,
         labelNames,
         registers: [registry],
         async collect() {
@@ -102,8 +72,8 @@ export function registerOpsMetrics(registry: client.Registry, db: pg.Pool): void
       });
     } else {
       new client.Gauge({
-        name: PREFIX + name,
-        help,
+        name: PREFIX + d.metric,
+        help: d.help,
         labelNames,
         registers: [registry],
         async collect() {

@@ -35,7 +35,11 @@ export async function startWorkerMetrics(
   const host = env.METRICS_HOST?.trim() || '127.0.0.1';
   const pool = createPool(databaseUrl, 2, 'neotoma-ops metrics');
   const registry = new client.Registry();
-  registerOpsMetrics(registry, pool);
+  try {
+    await registerOpsMetrics(registry, pool);
+  } catch (err) {
+    log(`metrics: cannot read the database's metric definitions (${(err as Error).message}); /metrics serves this worker's own metrics only`);
+  }
   const m = registerWorkerMetrics(registry);
   let server: http.Server;
   let workerHealth: (() => WorkerHealth) | undefined;

@@ -44,7 +44,7 @@ BEGIN
   FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'neotoma_ops'
                OR format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes))
-                  IN (SELECT identity FROM neotoma_ops.sql_file_objects) LOOP
+                  IN (SELECT identity FROM neotoma_ops.owned_objects WHERE kind = 'function' AND source LIKE 'sql/%') LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO anon', r.fn);
   END LOOP;
 END $$;
@@ -56,7 +56,7 @@ SELECT is((SELECT count(DISTINCT object)::integer FROM neotoma_ops.privilege_pro
           (SELECT count(*)::integer FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'neotoma_ops'
                OR format('%I.%I(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes))
-                  IN (SELECT identity FROM neotoma_ops.sql_file_objects)),
+                  IN (SELECT identity FROM neotoma_ops.owned_objects WHERE kind = 'function' AND source LIKE 'sql/%')),
           'EXECUTE for anon on any function of the project is reported');
 
 SELECT * FROM finish();

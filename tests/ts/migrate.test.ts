@@ -38,7 +38,7 @@ describe('migrate on a fresh database', () => {
     expect(first.sqlFiles).toEqual(status.sqlFiles.map((f) => f.file));
 
     const second = await migrateUp(db.url);
-    expect(second).toEqual({ migrations: [], sqlFiles: [], deferredSteps: [], warnings: [] });
+    expect(second).toEqual({ migrations: [], sqlFiles: [], deferredSteps: [], repaired: [], warnings: [] });
     expect(await scalar<boolean>(db.url, `SELECT to_regclass('public.sources') IS NOT NULL`)).toBe(true);
   });
 
@@ -102,25 +102,25 @@ describe('repeatable SQL files and failures', () => {
     await cp(migrationsDir, path.join(tmp, 'migrations'), { recursive: true });
     await rm(fns, { recursive: true, force: true });
     await mkdir(fns);
-    await writeFile(path.join(fns, 'a_one.sql'), 'CREATE OR REPLACE FUNCTION public.t_one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n');
-    await writeFile(path.join(fns, 'b_two.sql'), 'CREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n');
+    await writeFile(path.join(fns, 't_one.sql'), '-- requires: 0001_platform-shim\nCREATE OR REPLACE FUNCTION public.t_one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n');
+    await writeFile(path.join(fns, 't_two.sql'), '-- requires: 0001_platform-shim\nCREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n');
     // the project's own files too: the migrations' deferred steps call their functions
     const opts = { migrationsDir: path.join(tmp, 'migrations'), repeatableDirs: [sqlFunctionsDir, sqlViewsDir, sqlTriggersDir, fns] };
     const mine = (files: string[]): string[] => files.filter((f) => f.startsWith(path.relative(projectRoot, fns))).map((f) => path.basename(f));
     const ours = (files: { file: string; state: string }[]) => files.filter((f) => mine([f.file]).length > 0);
 
     const first = await migrateUp(db.url, opts);
-    expect(mine(first.sqlFiles)).toEqual(['a_one.sql', 'b_two.sql']);
+    expect(mine(first.sqlFiles)).toEqual(['t_one.sql', 't_two.sql']);
 
-    await writeFile(path.join(fns, 'b_two.sql'), 'CREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 22 $$;\n');
+    await writeFile(path.join(fns, 't_two.sql'), '-- requires: 0001_platform-shim\nCREATE OR REPLACE FUNCTION public.t_two() RETURNS int LANGUAGE sql AS $$ SELECT 22 $$;\n');
     const status = await migrationStatus(db.url, opts);
     expect(ours(status.sqlFiles).map((f) => [path.basename(f.file), f.state])).toEqual([
-      ['a_one.sql', 'applied'],
-      ['b_two.sql', 'changed'],
+      ['t_one.sql', 'applied'],
+      ['t_two.sql', 'changed'],
     ]);
     const second = await migrateUp(db.url, opts);
     expect(second.migrations).toEqual([]);
-    expect(second.sqlFiles.map((f) => path.basename(f))).toEqual(['b_two.sql']);
+    expect(second.sqlFiles.map((f) => path.basename(f))).toEqual(['t_two.sql']);
     expect(second.deferredSteps).toEqual([]);
     expect(await scalar<number>(db.url, 'SELECT public.t_two()')).toBe(22);
   });
@@ -130,7 +130,7 @@ describe('repeatable SQL files and failures', () => {
     await mkdir(fns);
     await writeFile(
       path.join(fns, 'c_broken.sql'),
-      ['-- creates a table, then fails', 'CREATE TABLE public.t_partial (id int);', '', 'SELECT no_such_column FROM public.t_partial;', ''].join('\n'),
+      ['-- requires: 0001_platform-shim', '-- creates a table, then fails', 'CREATE TABLE public.t_partial (id int);', 'SELECT no_such_column FROM public.t_partial;', ''].join('\n'),
     );
     const err = await migrateUp(db.url, { migrationsDir: path.join(tmp, 'migrations'), repeatableDirs: [fns] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MigrationFileError);
@@ -245,7 +245,8 @@ describe('a full migrate down', () => {
   it('down by one migration drops exactly what that migration and its SQL files created', async () => {
     const c = await client(db.url);
     const files = async (): Promise<Map<string, string[]>> => {
-      const { rows } = await c.query<{ file: string; identity: string }>(`SELECT file, identity FROM neotoma_ops.sql_file_objects`);
+      const { rows } = await c.query<{ file: string; identity: string }>(
+        `SELECT source AS file, identity FROM neotoma_ops.owned_objects WHERE source LIKE 'sql/%' AND kind IN ('function', 'view', 'trigger')`);
       const m = new Map<string, string[]>();
       for (const r of rows) m.set(r.file, [...(m.get(r.file) ?? []), r.identity]);
       return m;
@@ -299,7 +300,8 @@ describe('a full migrate down', () => {
     const c = await client(db.url);
     try {
       const { rows } = await c.query<{ file: string; object_type: string; identity: string }>(
-        `SELECT file, object_type, identity FROM neotoma_ops.sql_file_objects ORDER BY file, object_type, identity`,
+        `SELECT source AS file, kind AS object_type, identity FROM neotoma_ops.owned_objects
+        WHERE source LIKE 'sql/%' AND definition IS NOT NULL ORDER BY source, kind, identity`,
       );
       const byFile = new Map<string, { object_type: string; identity: string }[]>();
       for (const r of rows) byFile.set(r.file, [...(byFile.get(r.file) ?? []), r]);

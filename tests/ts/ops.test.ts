@@ -45,7 +45,7 @@ describe('monitoring after a scripted scenario', () => {
       c.release();
     }
     const registry = new client.Registry();
-    registerOpsMetrics(registry, pool);
+    await registerOpsMetrics(registry, pool);
     const worker = registerWorkerMetrics(registry);
     worker.uploadSeconds.observe({ outcome: 'stored' }, 0.2);
     worker.uploadsSucceeded.inc();

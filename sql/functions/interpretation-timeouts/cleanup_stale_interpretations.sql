@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- public.cleanup_stale_interpretations() → integer
 -- Guarantees:
 --  * every pending/running run whose timeout_at has passed becomes failed, with error_message

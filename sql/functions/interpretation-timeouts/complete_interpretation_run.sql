@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- public.complete_interpretation_run(p_run_id, p_observations_created, p_unknown_fields_count) → boolean: the
 -- worker records that its run finished.
 -- Guarantees: one UPDATE guarded by status = pending/running, so a run that is already finished (completed, or

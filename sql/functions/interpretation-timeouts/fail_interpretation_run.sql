@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- public.fail_interpretation_run(p_run_id, p_error_message) → boolean: the worker records that its run failed.
 -- Guarantees: one UPDATE guarded by status = pending/running, so a run that is already finished (completed, or
 -- failed by cleanup_stale_interpretations() while the worker was silent) is never overwritten.

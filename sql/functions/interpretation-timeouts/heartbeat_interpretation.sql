@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- public.heartbeat_interpretation(p_run_id uuid) → timestamptz
 -- Guarantees: for a pending or running run, sets heartbeat_at = now() and timeout_at = now() +
 -- public.interpretation_run_timeout(), and returns the new timeout_at. For any other run it changes nothing

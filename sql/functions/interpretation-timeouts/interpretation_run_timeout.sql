@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- public.interpretation_run_timeout() → interval
 -- Guarantees: returns the configured time a pending/running interpretation run may go without a heartbeat
 -- (neotoma_ops.interpretation_settings.run_timeout; 10 minutes unless an operator changed it). Every stamp of

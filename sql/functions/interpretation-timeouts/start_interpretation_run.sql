@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- public.start_interpretation_run(p_run_id) → timestamptz (the new timeout_at): the worker (and the TypeScript
 -- helper withHeartbeat) moves its run to running.
 -- Guarantees: one UPDATE guarded by status = pending/running, so a run that is already finished (completed, or

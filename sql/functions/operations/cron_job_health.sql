@@ -1,7 +1,7 @@
--- public.cron_job_health(): one row per pg_cron job of the project (upload-queue-processor,
--- stale-interpretation-cleanup, billing-period-reset, storage-usage-reconcile, cron-history-purge, and
--- upload-queue-edge-function where it is scheduled) that is registered, with its last run, last success,
--- failures in the retained history, and whether it is
+-- requires: 0007_operations
+-- public.cron_job_health(): one row per pg_cron job of the project that is registered: the jobs its migrations
+-- scheduled (neotoma_ops.owned_objects) and any job that calls one of its functions (upload-queue-edge-function,
+-- scheduled on request), with its last run, last success, failures in the retained history, and whether it is
 -- healthy: a job is unhealthy when its last run failed, or when it has not succeeded for longer than twice
 -- its schedule's period (one missed run is tolerated), counted from its last success or, if it never ran,
 -- from when the server started. A paused job (active = false) is reported unhealthy too.
@@ -27,8 +27,11 @@ AS $$
     SELECT j.jobid, j.jobname::text AS jobname, j.schedule::text AS schedule, j.active,
            2 * neotoma_ops.cron_schedule_period(j.schedule::text) AS allowed_gap
       FROM cron.job AS j
-     WHERE j.jobname IN ('upload-queue-processor', 'stale-interpretation-cleanup', 'billing-period-reset',
-                         'storage-usage-reconcile', 'cron-history-purge', 'upload-queue-edge-function')
+     WHERE j.database = pg_catalog.current_database()
+       AND (j.jobname IN (SELECT o.identity FROM neotoma_ops.owned_objects AS o WHERE o.kind = 'cron job' AND o.definition IS NOT NULL)
+            OR EXISTS (SELECT 1 FROM neotoma_ops.owned_objects AS o
+                        WHERE o.kind = 'function' AND NOT o.preexisting AND o.definition IS NOT NULL
+                          AND pg_catalog.strpos(j.command, pg_catalog.split_part(o.identity, '(', 1) || '(') > 0))
   ), runs AS (
     SELECT jobs.*,
            last.status AS last_status, last.start_time AS last_start,

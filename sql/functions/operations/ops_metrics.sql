@@ -1,3 +1,4 @@
+-- requires: 0007_operations
 -- public.ops_metrics(): the operational state as (metric, labels, value) rows, for /metrics, `status` and
 -- alerting. Cheap enough to call every 15 s on a large database: queue depths are counted through the
 -- queue's partial indexes (pending, in progress, failed) and the completed count is bounded by the
@@ -92,15 +93,22 @@ AS $$
   UNION ALL
   -- pg_cron jobs of the project
   (WITH h AS MATERIALIZED (SELECT * FROM public.cron_job_health())
-   SELECT 'cron_job_last_success_age_seconds', pg_catalog.jsonb_build_object('job', h.jobname),
+   SELECT 'cron_job_last_success_age_seconds', pg_catalog.jsonb_build_object('cron_job', h.jobname),
           coalesce(extract(epoch FROM pg_catalog.now() - h.last_success), -1)::double precision
      FROM h
    UNION ALL
-   SELECT 'cron_job_failures_total', pg_catalog.jsonb_build_object('job', h.jobname), h.failures::double precision
+   SELECT 'cron_job_failures_total', pg_catalog.jsonb_build_object('cron_job', h.jobname), h.failures::double precision
      FROM h
    UNION ALL
-   SELECT 'cron_job_healthy', pg_catalog.jsonb_build_object('job', h.jobname), CASE WHEN h.healthy THEN 1 ELSE 0 END::double precision
-     FROM h);
+   SELECT 'cron_job_healthy', pg_catalog.jsonb_build_object('cron_job', h.jobname), CASE WHEN h.healthy THEN 1 ELSE 0 END::double precision
+     FROM h)
+  UNION ALL
+  -- drift from what the project recorded it owns, by kind (every kind, zeros included; the cheap checks only)
+  (WITH d AS MATERIALIZED (SELECT x.kind FROM neotoma_ops.doctor(false) AS x)
+   SELECT 'doctor_problems', pg_catalog.jsonb_build_object('kind', k.kind),
+          (SELECT count(*) FROM d WHERE d.kind = k.kind)::double precision
+     FROM unnest(ARRAY['missing', 'altered', 'disabled', 'invalid', 'not validated', 'row security', 'paused', 'grants',
+                       'cron job failing', 'storage limit']) AS k (kind));
 $$;
 
 REVOKE ALL ON FUNCTION public.ops_metrics() FROM PUBLIC, anon, authenticated;

@@ -1,3 +1,4 @@
+-- requires: 0007_operations
 -- public.purge_cron_history(p_retention): deletes pg_cron run history (cron.job_run_details) that ended
 -- longer ago than p_retention (default: neotoma_ops.ops_settings.cron_history_retention, 7 days), in
 -- bounded batches, and returns how many rows it deleted. Runs that have not ended are never deleted.

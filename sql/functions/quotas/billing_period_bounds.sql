@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.billing_period_bounds(p_anchor_day, p_at): the billing period [period_start, period_end) that
 -- contains p_at for a user anchored on day p_anchor_day (1..31).
 -- Guarantees: pure (IMMUTABLE); computed in UTC whatever the session TimeZone; every period starts on the

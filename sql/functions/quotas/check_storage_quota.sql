@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.check_storage_quota(p_user_id, p_bytes) → void
 -- Answers, before any bytes are sent to storage, whether one new source of p_bytes would be accepted for
 -- p_user_id now: it raises exactly the error the insert would raise (PT413 FILE_TOO_LARGE, PT402

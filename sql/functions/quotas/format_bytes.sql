@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.format_bytes(p_bytes): a byte count in binary units with three significant digits:
 -- 512 -> '512 B', 1536 -> '1.50 KiB', 12582912 -> '12.0 MiB', 1073741824 -> '1.00 GiB', 104857600 -> '100 MiB'.
 -- Guarantees: pure; exact for any bigint (numeric arithmetic, no overflow); NULL -> NULL; negative values

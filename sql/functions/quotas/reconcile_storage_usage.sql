@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.reconcile_storage_usage(p_user_id DEFAULT NULL): repairs counter drift (pg_cron job
 -- storage-usage-reconcile, nightly). For one user, or every user whose counters disagree with sources
 -- (plus users with sources but no counter row): locks the counter row, recomputes total_bytes /

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.refund_interpretation_quota(p_user_id, p_counted_at): gives back one interpretation unit when
 -- p_counted_at (the run's created_at) lies in the user's current billing period, rolling an ended period
 -- first. Guarantees: never below zero; a unit counted in an earlier period is not refunded (that period

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.reset_billing_periods(p_batch_size): eager billing roll (pg_cron job billing-period-reset, hourly).
 -- Rolls at most p_batch_size users whose period has ended (oldest end first), writing one usage_periods row
 -- per closed period (several after an outage) and moving each to the period containing now() with the

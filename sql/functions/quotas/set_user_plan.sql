@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.set_user_plan(p_user_id, p_plan_id): puts the user on plan p_plan_id (creating the counter row if
 -- missing) and returns the counter row. Guarantees: the next insert is checked against the new plan
 -- (upgrade effective at once); a downgrade below current usage succeeds, after which inserts are refused

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.storage_upload_limit(p_bucket) → (limit_bytes, limited_by)
 -- The largest object Storage accepts into p_bucket, where the database can know it: the lower of the bucket's own
 -- file_size_limit (storage.buckets, where the storage schema exists, as on Supabase) and the platform's global

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.usage_report(p_user_id) → the storage_usage_report row of one user, for any user. A user without a
 -- counter row yet (no write so far) gets the row their first write would start from (born true: their sources
 -- and runs, plan free), computed and not kept: nothing is written. States, sizes and limits come from the view

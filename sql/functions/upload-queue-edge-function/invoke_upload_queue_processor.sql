@@ -1,3 +1,4 @@
+-- requires: 0008_upload-queue-edge-function
 -- public.invoke_upload_queue_processor(): asks the `upload-queue-processor` Edge Function to store what is due in
 -- the upload queue, through pg_net, and returns pg_net's request id at once (the call itself is asynchronous; its
 -- answer, the function's JSON summary, lands in net._http_response). The project URL and the key are read from

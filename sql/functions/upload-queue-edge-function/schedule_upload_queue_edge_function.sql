@@ -1,3 +1,4 @@
+-- requires: 0008_upload-queue-edge-function
 -- public.schedule_upload_queue_edge_function(p_project_url, p_function_key) → the cron job's id
 -- Lets pg_cron call the upload-queue-processor Edge Function every minute (job `upload-queue-edge-function`):
 -- stores the settings given in Vault (created, or replaced when already there: run it again to rotate the key or

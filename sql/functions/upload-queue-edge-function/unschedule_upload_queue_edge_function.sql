@@ -1,3 +1,4 @@
+-- requires: 0008_upload-queue-edge-function
 -- public.unschedule_upload_queue_edge_function() → whether a job was removed
 -- Stops pg_cron calling the upload-queue-processor Edge Function (job `upload-queue-edge-function`); its Vault
 -- secrets stay (DELETE FROM vault.secrets WHERE name LIKE 'neotoma\_ops\_%' removes them). Idempotent. Runs with

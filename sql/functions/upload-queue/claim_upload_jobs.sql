@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.claim_upload_jobs(p_worker_id, p_limit, p_lease) → the claimed jobs
 -- Claims up to p_limit (1..1000) due pending jobs, oldest due first (next_retry_at, id), skipping rows another
 -- session holds (FOR UPDATE SKIP LOCKED, served by the partial index upload_queue_claim_idx), and marks them

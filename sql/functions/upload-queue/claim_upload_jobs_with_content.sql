@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.claim_upload_jobs_with_content(p_worker_id, p_limit, p_lease, p_inline_max_bytes, p_inline_total_bytes)
 --   → the claimed jobs, each with its bytes when small
 -- Claims exactly like public.claim_upload_jobs() (same validation, order, SKIP LOCKED, fresh lease_token per job,

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.complete_upload_job(p_job_id, p_lease_token, p_storage_url) → boolean
 -- For the holder of the current lease: the job becomes completed, its bytes are deleted, its source becomes
 -- storage_status 'uploaded' (and storage_url = p_storage_url when given). Returns true.

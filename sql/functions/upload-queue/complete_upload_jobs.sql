@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.complete_upload_jobs(p_job_ids, p_lease_tokens, p_storage_urls) → (job_id, completed) per input element
 -- Batch form of complete_upload_job(), fenced per job: element i completes job p_job_ids[i] only if
 -- p_lease_tokens[i] is that job's current lease token (job in progress). For each job completed: the job

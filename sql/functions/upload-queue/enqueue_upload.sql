@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.enqueue_upload(p_source_id, p_content, p_error_message, p_bucket) → job id
 -- Called by ingest, in the transaction that inserted the source, when the original upload (attempt 0) failed.
 -- Guarantees: the source exists (else 23503), sha256(p_content) equals sources.content_hash (else 22023 naming

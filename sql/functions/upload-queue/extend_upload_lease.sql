@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.extend_upload_lease(p_job_id, p_lease_token, p_lease) → new locked_until, or NULL
 -- For the holder of the current lease (job in progress, token matching): locked_until = now() + p_lease.
 -- A stale or wrong token changes nothing and returns NULL (the worker must stop: the job is no longer its).

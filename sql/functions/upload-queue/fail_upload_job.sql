@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.fail_upload_job(p_job_id, p_lease_token, p_error_message, p_retryable) → boolean
 -- For the holder of the current lease: records a failed retry (docs/upload-queue.md): retry_count + 1; when retryable
 -- and retries remain, the job is pending and retry n+1 due upload_retry_delay(n+1) from now (60, 120, 240,

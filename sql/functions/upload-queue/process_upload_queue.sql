@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.process_upload_queue() → {"rescued":n,"failed":n,"pruned":n,"due":n}
 -- Run by pg_cron job upload-queue-processor every 5 minutes; safe to run any time, any number of times.
 -- Guarded by pg_try_advisory_xact_lock(7402000200): when another run holds it, returns at once with

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.requeue_upload_job(p_job_id) → job id
 -- Operator action for a failed job: retry_count back to 0, due now (the next claim is retry 1), source back to
 -- storage_status 'pending'; the kept bytes are used. Unknown job → P0002; a job that is not failed → 55000

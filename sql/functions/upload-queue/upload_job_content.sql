@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.upload_job_content(p_job_id, p_lease_token) → bytea
 -- The queued bytes of a job, only for the holder of its current lease (job in progress, token matching);
 -- NULL for a stale or wrong token, an unknown job, or a job that is not in progress.

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.upload_job_content_range(p_job_id, p_lease_token, p_offset, p_length) → bytea
 -- A slice of the queued bytes (p_length bytes from 0-based p_offset; shorter or empty at the end), for the
 -- holder of the current lease only; NULL for a stale or wrong token. Lets a worker stream a large payload to

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- public.upload_retry_delay(p_retry): how long after the failure before it retry n (1..5) is due:
 -- 30 s · 2^(n−1) plus 0–10 % random jitter (so retries of jobs that failed together spread out), never more
 -- than 10 minutes: 30, 60, 120, 240, 480 s (+ up to 3, 6, 12, 24, 48 s). Any other n → 22023.

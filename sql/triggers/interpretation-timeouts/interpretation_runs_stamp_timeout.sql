@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- Trigger interpretation_runs_stamp_timeout (BEFORE INSERT OR UPDATE OF status, timeout_at ON
 -- public.interpretation_runs)
 -- Guarantees: the database, not the client, decides when a run is stale.

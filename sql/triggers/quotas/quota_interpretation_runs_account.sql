@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- Trigger quota_interpretation_runs_account on public.interpretation_runs: the interpretation quota (docs/quotas.md,
 -- "Interpretation units"; the rules are in sql/triggers/quotas/quota_interpretation_runs_mark.sql).
 -- AFTER UPDATE (row) WHEN quota_charged_at changed: a unit was charged now (moved or reopened run).

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- Trigger quota_interpretation_runs_insert on public.interpretation_runs: the interpretation quota (docs/quotas.md,
 -- "Interpretation units"; the rules are in sql/triggers/quotas/quota_interpretation_runs_mark.sql).
 -- AFTER INSERT (statement): one unit per new run.

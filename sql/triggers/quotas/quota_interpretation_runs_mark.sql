@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- Interpretation quota on public.interpretation_runs (docs/quotas.md, "Interpretation units"). A run holds one
 -- unit of the billing period it was charged in (columns quota_charged_at / quota_released_at, written only by
 -- the database; neotoma_ops.quota_run_holds_unit says whether a run holds a unit of the current period):

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- Trigger quota_sources_truncate on public.sources: usage accounting and quota enforcement (docs/quotas.md).
 -- Statement-level AFTER trigger with a transition table: a bulk statement does one counter update per user (users
 -- in uuid order, so concurrent multi-user statements cannot deadlock on counter rows). Enforced for every role,

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_delete on public.upload_queue_payloads: keeps the bytes the upload queue
 -- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true for every writer: deleted payloads (a
 -- completed job, a job deleted with its source) give their bytes back, never refused.

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_insert on public.upload_queue_payloads: keeps the bytes the upload queue
 -- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true for every writer: a new payload adds its
 -- bytes (refused with PT503 past the cap).

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_truncate on public.upload_queue_payloads: keeps the bytes the upload queue
 -- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true when the payloads are truncated, directly
 -- or by TRUNCATE ... CASCADE from upload_queue or sources: the queue then holds nothing. TRUNCATE takes the table's

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_update on public.upload_queue_payloads: keeps the bytes the upload queue
 -- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true for every writer: replaced bytes (a job
 -- enqueued again) count the difference (refused with PT503 when it grows past the cap).

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- public.storage_usage_report: one row per user with a counter row, readable by the user themself only
 -- (security_invoker: the caller's RLS on storage_usage applies; service_role sees everyone).
 -- Figures are effective now: when the stored billing period has ended but not yet rolled, the report

@@ -1,3 +1,4 @@
+-- requires: 0003_base-schema
 -- neotoma_ops.storage_key(p_user_id, p_content_hash) → text: where a source's bytes live in its bucket,
 -- `{user_id}/{content_hash}` (content-addressed, so storing the same bytes twice is harmless). The one place
 -- that builds it: ingest (the direct upload and sources.storage_url) and enqueue_upload (the queue's

@@ -1,3 +1,4 @@
+-- requires: 0003_base-schema
 -- neotoma_ops.validate_constraint(p_table, p_constraint) → void
 -- Deferred step of the migrations that add a CHECK NOT VALID to a table that may already hold rows. Guarantees:
 -- when every existing row satisfies the check, it is marked validated (ALTER TABLE … VALIDATE CONSTRAINT, which

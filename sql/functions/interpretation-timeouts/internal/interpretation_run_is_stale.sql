@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- neotoma_ops.interpretation_run_is_stale(p_status, p_timeout_at) → boolean: the one definition of a stale run,
 -- used by cleanup_stale_interpretations(), ops_metrics() and `neotoma-ops status`: pending or running, and its
 -- deadline (timeout_at, pushed forward by heartbeats) has passed. An inlinable SQL function: a query that

@@ -1,3 +1,4 @@
+-- requires: 0006_interpretation-timeouts
 -- neotoma_ops.stamp_runs_in_flight(p_limit) → integer
 -- One batch of the upgrade step that gives runs already in flight a deadline (deferred step of migration
 -- 0300, run by `neotoma-ops migrate up` until it returns NULL): up to p_limit runs that are pending or

@@ -1,3 +1,4 @@
+-- requires: 0007_operations
 -- neotoma_ops.cron_schedule_period(p_schedule): the longest time between two runs of a pg_cron schedule,
 -- for health checks. Knows the forms the project uses ('*/N * * * *', 'M * * * *', 'M */N * * *',
 -- 'M H * * *', '* * * * *', pg_cron's 'N seconds'); anything with day, month or weekday fields is taken

@@ -1,8 +1,9 @@
+-- requires: 0007_operations
 -- neotoma_ops.privilege_problems() → (object, grantee, problem, fix)
 -- The project's privilege rules, checked against the catalog (used by `neotoma-ops doctor`; empty on a
 -- correctly migrated database). The project's objects: the tables v0.3.0 adds or extends in public (listed
 -- below), every relation of schema neotoma_ops, and every function and view the SQL files define
--- (neotoma_ops.sql_file_objects). Other objects of the database (Neotoma's own tables) are not judged.
+-- (neotoma_ops.owned_objects). Other objects of the database (Neotoma's own tables) are not judged.
 -- Rules:
 --  * row level security is enabled on every project table;
 --  * anon holds no privilege on any project relation (table, view, sequence) and no EXECUTE;
@@ -39,7 +40,7 @@ AS $fn$
       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
      WHERE n.nspname = 'neotoma_ops'
         OR format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)) IN
-           (SELECT o.identity FROM neotoma_ops.sql_file_objects o WHERE o.object_type = 'function')
+           (SELECT o.identity FROM neotoma_ops.owned_objects o WHERE o.kind = 'function' AND o.source LIKE 'sql/%')
   ), client_callable (name) AS (
     VALUES ('public.billing_period_bounds(integer, timestamp with time zone)'), ('public.format_bytes(bigint)')
   ), table_privs AS (

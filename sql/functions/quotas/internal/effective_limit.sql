@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.effective_limit(p_override, p_plan_limit): the one rule for a user's limit: their own override when
 -- set, else their plan's; NULL means unlimited. Every quota check, the usage report and the metrics take limits
 -- through it. An inlinable SQL function (no SET clause, no SECURITY DEFINER): a query that calls it is planned as

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_charge_interpretations(p_user_id, p_count): counts p_count new interpretation runs in
 -- the user's current billing period if the period's limit allows it, else raises PT402
 -- INTERPRETATION_QUOTA_EXCEEDED with resets_at. Rolls an ended period first (lazy roll: a new period starts

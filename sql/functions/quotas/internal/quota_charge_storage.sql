@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_charge_storage(p_user_id, p_bytes, p_sources, p_max_file_bytes): adds p_bytes /
 -- p_sources to the user's counters when the result stays within the storage limit (reaching it exactly is
 -- allowed) and p_max_file_bytes (largest new file, NULL = none) is within the per-file limit; otherwise

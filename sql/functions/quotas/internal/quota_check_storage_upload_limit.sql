@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_check_storage_upload_limit(p_user_id, p_bucket, p_bytes): raises PT413 FILE_TOO_LARGE when a
 -- file of p_bytes is over the largest object Storage accepts into p_bucket (public.storage_upload_limit()), so
 -- that it is neither uploaded nor queued: it could only fail in Storage for good. Counted as a file-size

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_create_missing_usage_rows(p_after, p_limit) → uuid
 -- One batch of the upgrade's counter backfill (deferred step of migration 0100, run by `neotoma-ops migrate up`
 -- until it returns NULL): takes the next p_limit users, in user_id order after p_after (from the start when

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_raise_file_too_large(p_user_id, p_plan_id, p_file_bytes, p_max_file_bytes): raises PT413
 -- FILE_TOO_LARGE (message, JSON DETAIL, HINT).
 -- Counts the rejection first (a sequence: survives the rollback of the refused statement). The error contract is

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_raise_interpretations(p_user_id, p_plan_id, p_used, p_limit, p_requested, p_resets_at):
 -- raises PT402 INTERPRETATION_QUOTA_EXCEEDED (message, JSON DETAIL with resets_at, HINT).
 -- Counts the rejection first (a sequence: survives the rollback of the refused statement). The error contract is

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_raise_storage(p_user_id, p_plan_id, p_used_bytes, p_limit_bytes, p_requested_bytes): raises
 -- PT402 STORAGE_QUOTA_EXCEEDED (message, JSON DETAIL, HINT).
 -- Counts the rejection first (a sequence: survives the rollback of the refused statement). The error contract is

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_reconcile_user(p_user_id) → boolean: the repair of one user for reconcile_storage_usage():
 -- with the counter row locked, recomputes total_bytes / total_sources from public.sources, writes them with
 -- last_calculated = now() and logs a non-zero correction in usage_drift_log; true when it corrected something.

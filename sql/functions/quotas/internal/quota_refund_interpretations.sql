@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_refund_interpretations(p_user_ids, p_counted_at): set-based refund of interpretation
 -- units; element i of the two arrays is one counted run (its user_id and created_at). Rolls the ended periods
 -- of these users first, then, in ONE UPDATE of public.storage_usage grouped by user, gives back per user the

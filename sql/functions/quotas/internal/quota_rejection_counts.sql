@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_rejection_counts(): refused statements per resource since the counters were created
 -- (storage, interpretations, file_size). For ops_metrics(). After a crash a count may jump ahead by at
 -- most 32 (sequences are WAL-logged in steps), never back.

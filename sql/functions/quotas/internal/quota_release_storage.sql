@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_release_storage(p_user_id, p_bytes, p_sources): subtracts from the counters, clamped at
 -- zero, never checked against a limit (deletes always work, even when the counter has drifted low). A user
 -- without a counter row gets one born true (the release is already visible in sources).

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_roll_periods(p_user_ids, p_now): closes every ended billing period of the given users
 -- (one usage_periods row per closed period: the stored one with its count, and, after an outage spanning
 -- several periods, one row per skipped period with count 0), then moves each user to the period containing

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_run_holds_unit(p_user_id, p_charged_at, p_released_at, p_created_at) → boolean
 -- Whether an interpretation run with these columns holds a unit of its user's CURRENT billing period: it has
 -- not released its unit, and the unit was charged (quota_charged_at, or created_at for runs from before

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.quota_usage_rows_create(p_user_ids, p_pending_bytes, p_pending_sources, p_pending_runs) → integer
 -- Guarantees: every listed user without a counter row gets one that is born true, so the first write of a user
 -- who already holds files (an upgraded v0.2.0 database) is checked against everything they hold:

@@ -1,3 +1,4 @@
+-- requires: 0004_quotas
 -- neotoma_ops.storage_limit_problems() → (object, problem, fix)
 -- Per-file limits Storage cannot honour: each plan, and each user override, whose max_file_bytes is unlimited or
 -- above the largest object Storage accepts into bucket `sources` (public.storage_upload_limit(), where known). A

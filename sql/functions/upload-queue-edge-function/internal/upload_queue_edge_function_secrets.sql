@@ -1,3 +1,4 @@
+-- requires: 0008_upload-queue-edge-function
 -- neotoma_ops.upload_queue_edge_function_secrets() → (project_url, function_key)
 -- The two Vault secrets the Edge Function's cron job uses: `neotoma_ops_project_url` (https://PROJECT.supabase.co)
 -- and `neotoma_ops_function_key` (a secret key or the service-role key the function accepts), each NULL when not

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- neotoma_ops.count_upload_jobs(p_status): the number of upload_queue rows in one status, read through
 -- that status's partial index (an index-only scan), so the cost follows the rows in that status and never
 -- the whole table, even when most rows are completed (where a sequential scan would otherwise be chosen).

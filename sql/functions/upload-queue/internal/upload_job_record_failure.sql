@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- neotoma_ops.upload_job_record_failure(p_job_id, p_error_message, p_retryable) → 'pending' | 'failed' | NULL
 -- The one place that decides what a failed retry means (docs/upload-queue.md), used by fail_upload_job() and by
 -- process_upload_queue() for expired leases. For a job in progress: retry_count + 1; if retryable and retries

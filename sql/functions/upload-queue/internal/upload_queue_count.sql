@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- neotoma_ops.upload_queue_count(counter, n): adds n (> 0) to an upload queue event counter (they feed
 -- ops_metrics()) in the caller's transaction, on a shard chosen by backend pid so that concurrent workers rarely
 -- wait on the same row. A rolled-back call counts nothing. Internal (EXECUTE for service_role only).

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- neotoma_ops.upload_queue_counter_totals(): every upload queue event counter with its total over the shards (0
 -- when never counted), for ops_metrics(). Internal (EXECUTE for service_role only).
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_counter_totals()

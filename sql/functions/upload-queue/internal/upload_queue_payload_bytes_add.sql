@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- neotoma_ops.upload_queue_payload_bytes_add(p_delta, p_new_bytes) → bigint: the outage budget. Adds p_delta (the
 -- change a statement made to the bytes of public.upload_queue_payloads; negative when it deleted) to the bytes
 -- the queue holds and returns the new total. When the statement stored new bytes (p_new_bytes > 0), grew the

@@ -1,3 +1,4 @@
+-- requires: 0005_upload-queue
 -- neotoma_ops.upload_queue_payload_bytes_reconcile() → the correction made (0 when none)
 -- Makes the bytes the upload queue holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) equal the
 -- payloads it really holds. Exact while writers run: it takes the counter row's lock, which every statement that
