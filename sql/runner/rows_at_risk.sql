@@ -20,10 +20,10 @@ BEGIN
                     WHERE b.object_kind = 'table' AND b.object_name = o.identity) AS application_table
       FROM neotoma_ops.owned_objects AS o
      WHERE o.kind = 'table' AND NOT o.preexisting AND o.definition IS NOT NULL AND o.source = ANY (p_migrations)
-       AND pg_catalog.to_regclass(o.identity) IS NOT NULL
      ORDER BY o.source, o.identity
   LOOP
     CONTINUE WHEN NOT r.application_table AND r.identity <> 'public.upload_queue_payloads';
+    CONTINUE WHEN pg_catalog.to_regclass(r.identity) IS NULL;
     migration := r.source;
     -- the identity is the catalog's own format('%I.%I'), never input
     EXECUTE pg_catalog.format('SELECT count(*) FROM %s', r.identity) INTO how_many;

@@ -290,7 +290,7 @@ async function checkStorage(c: pg.ClientBase): Promise<DoctorCheck> {
   if (global.limit_bytes === null) {
     return warn('storage', `${known}`, "Record the project's global upload limit (Dashboard → Storage → Settings; 50 MB on the free plan): UPDATE neotoma_ops.storage_settings SET upload_limit_bytes = 52428800;");
   }
-  return ok('storage', `${known} (plans over it: under "storage limit" below)`);
+  return ok('storage', `${known} (a plan allowing more: a "storage limit" line)`);
 }
 
 /** The Edge Function path (pg_cron → pg_net → upload-queue-processor): possible here, configured, scheduled? */

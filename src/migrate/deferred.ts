@@ -163,11 +163,15 @@ async function runStep(client: pg.Client, side: pg.Client, step: DeferredStep, l
   const started = Date.now();
   let cursor = step.cursor;
   let done = 0;
+  let batches = 0;
   const takesCursor = /\$1\b/.test(step.statement);
+  const known = total !== null && Number.isFinite(total) ? total : null;
   const stop = progressReporter(side, step, log, async () => {
-    // a batch returns a key cursor (a uuid: its place in the key space says how far) or how many rows it did
-    const units = cursor && UUID.test(cursor) && total !== null ? uuidFraction(cursor) * total : done;
-    return describe(units, total !== null && Number.isFinite(total) ? total : null, (Date.now() - started) / 1000, 'rows');
+    // a batch returns a key cursor (a uuid: its place in the key space says how far; any other: one batch more), or
+    // how many rows it did
+    if (!takesCursor) return describe(done, known, (Date.now() - started) / 1000, 'rows');
+    if (cursor && UUID.test(cursor) && known !== null) return describe(uuidFraction(cursor) * known, known, (Date.now() - started) / 1000, 'rows');
+    return describe(batches, known, (Date.now() - started) / 1000, 'batches');
   });
   try {
     for (;;) {
@@ -176,7 +180,8 @@ async function runStep(client: pg.Client, side: pg.Client, step: DeferredStep, l
       );
       const next = rows[0] ? Object.values(rows[0])[0] ?? null : null;
       if (next === null) return;
-      if (!UUID.test(next) && Number.isFinite(Number(next))) done += Number(next);
+      batches += 1;
+      if (!takesCursor && Number.isFinite(Number(next))) done += Number(next);
       if (takesCursor) {
         cursor = next;
         await markStep(client, step, { cursor });

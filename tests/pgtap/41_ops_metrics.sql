@@ -1,6 +1,6 @@
 -- ops_metrics(): shape, every documented metric present, counters surviving rollbacks, not for clients.
 BEGIN;
-SELECT plan(9);
+SELECT plan(10);
 
 SELECT function_returns('public', 'ops_metrics', ARRAY[]::text[], 'setof record', 'ops_metrics() returns a set of rows');
 SELECT set_eq(
@@ -11,14 +11,17 @@ SELECT set_eq(
         'upload_completed_total', 'upload_requeued_total', 'upload_pruned_total', 'interpretation_timeouts_total',
         'interpretation_stale_runs', 'quota_rejections_total', 'storage_used_bytes', 'storage_users',
         'storage_users_at_or_over_ratio', 'cron_job_last_success_age_seconds', 'cron_job_failures_total',
-        'cron_job_healthy'],
+        'cron_job_healthy', 'doctor_problems'],
   'every documented metric is reported');
+SELECT set_eq($$SELECT DISTINCT metric FROM public.ops_metrics()$$, $$SELECT metric FROM public.ops_metric_definitions()$$,
+  'ops_metric_definitions() defines exactly the metrics ops_metrics() reports');
 SELECT set_eq(
   $$SELECT labels ->> 'status' FROM public.ops_metrics() WHERE metric = 'upload_queue_jobs'$$,
   ARRAY['pending', 'in_progress', 'failed', 'completed'], 'queue depth is reported for every status');
 SELECT set_eq(
-  $$SELECT labels ->> 'job' FROM public.ops_metrics() WHERE metric = 'cron_job_healthy'$$,
-  $$SELECT jobname::text FROM cron.job$$, 'every pg_cron job of the project is reported');
+  $$SELECT labels ->> 'cron_job' FROM public.ops_metrics() WHERE metric = 'cron_job_healthy'$$,
+  $$SELECT identity FROM neotoma_ops.owned_objects WHERE kind = 'cron job' AND definition IS NOT NULL$$,
+  'every pg_cron job of the project is reported, by the label cron_job');
 
 -- a refused insert rolls back but its rejection is counted
 CREATE TEMP TABLE before AS

@@ -150,6 +150,13 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM proj_rel pr WHERE pr.name = x.rel) THEN '
        'exists', 'expected-privilege entry names an existing relation: ' || x.rel
   FROM (SELECT rel FROM want_rel UNION SELECT rel FROM shared_rel) x ORDER BY x.rel;
 
+-- the migration runner's own functions (sql/runner/: in neotoma_ops, not in the record it keeps) are the operator's too
+INSERT INTO operator_fn
+SELECT pf.name FROM proj_fn pf
+ WHERE pf.name LIKE 'neotoma\_ops.%'
+   AND NOT EXISTS (SELECT 1 FROM neotoma_ops.owned_objects o WHERE o.kind = 'function' AND o.identity = pf.name)
+ON CONFLICT DO NOTHING;
+
 -- function EXECUTE: service_role on all but the operator's, clients only where allow-listed
 INSERT INTO checks (got, want, descr)
 SELECT CASE WHEN pg_catalog.has_function_privilege(ar.role, pf.oid, 'EXECUTE') THEN 'EXECUTE' ELSE 'none' END,

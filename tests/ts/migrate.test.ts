@@ -325,3 +325,68 @@ describe('a full migrate down', () => {
     }
   });
 });
+
+describe('the next change (the v0.3.1 example of CONTRIBUTING.md)', () => {
+  // a new migration adds a column; a new function in an existing capability folder needs it and says so
+  let dir: string;
+  let migs: string;
+  let extra: string;
+  let fresh: Throwaway;
+  let upgraded: Throwaway;
+  const opts = (): { migrationsDir: string; repeatableDirs: string[] } =>
+    ({ migrationsDir: migs, repeatableDirs: [sqlFunctionsDir, sqlViewsDir, sqlTriggersDir, extra] });
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-next-'));
+    migs = path.join(dir, 'migrations');
+    extra = path.join(dir, 'functions');
+    await cp(migrationsDir, migs, { recursive: true });
+    const next = `${String(allMigrations.length + 1).padStart(4, '0')}_usage-notes`;
+    await writeFile(path.join(migs, `${next}.sql`), [
+      '-- Up Migration', '-- A note an operator keeps on a user\'s usage.',
+      'ALTER TABLE public.storage_usage ADD COLUMN IF NOT EXISTS note text;',
+      '-- Down Migration', 'ALTER TABLE public.storage_usage DROP COLUMN IF EXISTS note;', ''].join('\n'));
+    await mkdir(path.join(extra, 'quotas'), { recursive: true });
+    await writeFile(path.join(extra, 'quotas', 'usage_note.sql'), [
+      `-- requires: ${next}`,
+      '-- public.usage_note(p_user_id) → the note kept on the user\'s usage (NULL when none).',
+      'CREATE OR REPLACE FUNCTION public.usage_note(p_user_id uuid) RETURNS text LANGUAGE sql STABLE',
+      "SET search_path = '' AS $$ SELECT su.note FROM public.storage_usage AS su WHERE su.user_id = p_user_id $$;",
+      'REVOKE ALL ON FUNCTION public.usage_note(uuid) FROM PUBLIC, anon, authenticated;', ''].join('\n'));
+    [fresh, upgraded] = await Promise.all([throwawayCluster(), throwawayCluster()]);
+  });
+  afterAll(async () => {
+    await Promise.all([fresh?.destroy(), upgraded?.destroy()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const note = (url: string): Promise<boolean> =>
+    scalar<boolean>(url, `SELECT to_regprocedure('public.usage_note(uuid)') IS NOT NULL AND to_regclass('public.storage_usage') IS NOT NULL
+                            AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'public.storage_usage'::regclass AND attname = 'note')`);
+
+  it('a fresh install applies the migration, then the file that requires it', async () => {
+    const r = await migrateUp(fresh.url, opts());
+    expect(r.migrations.at(-1)).toMatch(/_usage-notes$/);
+    expect(r.sqlFiles.at(-1)).toMatch(/functions\/quotas\/usage_note\.sql$/);
+    expect(await note(fresh.url)).toBe(true);
+  });
+
+  it('an installed database (everything up to the last release) is upgraded with just those two', async () => {
+    await migrateUp(upgraded.url);
+    const r = await migrateUp(upgraded.url, opts());
+    expect(r.migrations).toEqual([allMigrations.length + 1].map((n) => `${String(n).padStart(4, '0')}_usage-notes`));
+    expect(r.sqlFiles.map((f) => path.basename(f))).toEqual(['usage_note.sql']);
+    expect(await note(upgraded.url)).toBe(true);
+  });
+
+  it('down reverts the migration and drops the function that required it, nothing else; up brings both back', async () => {
+    const d = await migrateDown(upgraded.url, { ...opts(), count: 1 });
+    expect(d.migrations).toEqual([`${String(allMigrations.length + 1).padStart(4, '0')}_usage-notes`]);
+    expect(await scalar<boolean>(upgraded.url, `SELECT to_regprocedure('public.usage_note(uuid)') IS NULL`)).toBe(true);
+    expect(await scalar<boolean>(upgraded.url, `SELECT NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'public.storage_usage'::regclass AND attname = 'note')`)).toBe(true);
+    const s = await migrationStatus(upgraded.url, opts());
+    expect(s.sqlFiles.filter((f) => f.state !== 'applied').map((f) => path.basename(f.file))).toEqual(['usage_note.sql']);
+    expect(await scalar<number>(upgraded.url, `SELECT count(*)::int FROM neotoma_ops.doctor(false) WHERE kind IN ('missing', 'altered')`)).toBe(0);
+    await migrateUp(upgraded.url, opts());
+    expect(await note(upgraded.url)).toBe(true);
+  });
+});

@@ -79,7 +79,7 @@ describe('monitoring after a scripted scenario', () => {
     // 600 B of the quota user + the two uploads' bytes, all on plan free
     expect(v('storage_used_bytes', { plan: 'free' })).toBe(600 + 'retried then stored'.length + 'refused by storage'.length);
     expect(v('storage_users_at_or_over_ratio', { ratio: '0.8', resource: 'interpretations' })).toBe(0); // refunded by the timeout
-    for (const job of JOBS) expect(v('cron_job_healthy', { job })).toBeDefined();
+    for (const job of JOBS) expect(v('cron_job_healthy', { cron_job: job })).toBeDefined();
   });
 
   it('/metrics serves the same figures as Prometheus text that a real parser reads', async () => {

@@ -118,9 +118,11 @@ describe.skipIf(missing)(realPartsTitle('docs/supabase.md, step by step, against
     expect(up.output).toMatch(/scheduled on request/);
     await run('record-upload-limit');
     const after = await run('doctor-after');
-    expect(after.output).toMatch(/storage\s+WARN\s+bucket "sources" exists \(no file_size_limit of its own\); global upload limit 52428800 bytes; per-file limits Storage cannot store: plan enterprise allows files of any size/);
+    expect(after.output).toMatch(/storage\s+ok\s+bucket "sources" exists \(no file_size_limit of its own\); global upload limit 52428800 bytes/);
+    expect(after.output).toMatch(/storage limit\s+WARN\s+plan free allows files of 100 MiB, but the global upload limit is 50\.0 MiB/);
+    expect(after.output).toMatch(/fix: UPDATE public\.plans SET max_file_bytes = 52428800 WHERE id = 'free';/);
     expect(after.output).toMatch(/edge function\s+ok\s+pg_net and Vault are installed: the Edge Function can be scheduled/);
-    expect(after.output).toMatch(/tables\s+ok/);
+    expect(after.output).toMatch(/^migrations\s+ok/m);
     // a file Storage would refuse is refused before upload, naming Storage's limit
     await expect(c.query(`SELECT public.check_storage_quota(gen_random_uuid(), 60000000)`)).rejects.toMatchObject({
       code: 'PT413', message: expect.stringMatching(/the largest object Storage accepts \(the global upload limit\)/),

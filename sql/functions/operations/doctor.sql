@@ -131,7 +131,8 @@ BEGIN
   END LOOP;
 
   FOR r IN SELECT * FROM neotoma_ops.storage_limit_problems() LOOP
-    kind := 'storage limit'; object := r.object; problem := r.problem; fix := r.fix; repair := NULL; source := NULL;
+    kind := 'storage limit'; object := r.object; problem := r.object || ' ' || r.problem; fix := r.fix; repair := NULL;
+    source := NULL;
     RETURN NEXT;
   END LOOP;
 
