@@ -61,10 +61,17 @@ run_mode() {
   # in schema extensions where that exists (on the role's search_path there), never by the migrations
   psql -X -q -v ON_ERROR_STOP=1 "$admin_url" >/dev/null <<'SQL' || return 2
 SELECT to_regnamespace('extensions') IS NOT NULL AS has_extensions \gset
+SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plpgsql_check') AS has_plpgsql_check \gset
 \if :has_extensions
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
+\if :has_plpgsql_check
+CREATE EXTENSION IF NOT EXISTS plpgsql_check SCHEMA extensions;
+\endif
 \else
 CREATE EXTENSION IF NOT EXISTS pgtap;
+\if :has_plpgsql_check
+CREATE EXTENSION IF NOT EXISTS plpgsql_check;
+\endif
 \endif
 SQL
 

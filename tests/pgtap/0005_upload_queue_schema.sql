@@ -117,7 +117,7 @@ SELECT p.oid::regprocedure AS fn FROM pg_proc AS p
    'public.upload_job_content_range(uuid, uuid, bigint, integer)'::regprocedure,
    'public.extend_upload_lease(uuid, uuid, interval)'::regprocedure, 'public.complete_upload_job(uuid, uuid, text)'::regprocedure,
    'public.fail_upload_job(uuid, uuid, text, boolean)'::regprocedure, 'public.requeue_upload_job(uuid)'::regprocedure,
-   'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_count(text, bigint)'::regprocedure,
+   'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_counter_add(text, bigint)'::regprocedure,
    'neotoma_ops.upload_queue_counter_totals()'::regprocedure,
    'neotoma_ops.upload_job_record_failure(uuid, text, boolean)'::regprocedure);
 SELECT is((SELECT count(*)::int FROM queue_functions), 13, 'all thirteen queue functions exist');
