@@ -255,10 +255,15 @@ async function recordFileObjects(client: pg.Client, file: string, before: Map<st
   await dropObjects(client, gone);
 }
 
-/** Drops recorded objects that still exist: triggers first, then views, then the functions they may call. */
+/**
+ * Drops recorded objects that still exist: triggers first, then views, then the functions they may call; within
+ * a kind by identity, so the order never depends on how a query happened to return the rows.
+ */
 async function dropObjects(client: pg.Client, objects: Array<{ object_type: string; identity: string }>): Promise<void> {
   const order = ['trigger', 'view', 'function'];
-  const sorted = [...objects].sort((a, b) => order.indexOf(a.object_type) - order.indexOf(b.object_type));
+  const sorted = [...objects].sort(
+    (a, b) => order.indexOf(a.object_type) - order.indexOf(b.object_type) || (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0),
+  );
   for (const o of sorted) {
     // compared by the same identity text as recorded (no parsing of it)
     const exists = await client.query<{ ok: boolean }>(
