@@ -2,9 +2,9 @@
 // create (granting it needs its ADMIN OPTION) and a membership carries INHERIT and SET options; 15 has neither rule.
 //  * Supabase mode: `postgres` is set up as Supabase sets it up on this major (scripts/supabase/roles.sql,
 //    roles-16.sql), and can do with the API roles what an operator of a Supabase project does.
-//  * Plain mode, 16+: a non-superuser with CREATEROLE and BYPASSRLS (what 16+ asks of a role that creates a
-//    BYPASSRLS role; 15 asks a superuser) migrates a database without the API roles: the shim creates them, the
-//    creator holds them WITH ADMIN OPTION, and a full migrate down drops them again.
+//  * 16+, on a plain cluster of its own (in either mode): a non-superuser with CREATEROLE and BYPASSRLS (what 16+
+//    asks of a role that creates a BYPASSRLS role; 15 asks a superuser) migrates a database without the API
+//    roles: the shim creates them, the creator holds them WITH ADMIN OPTION, and a full migrate down drops them.
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateDown, migrateUp } from '../../src/migrate.js';
@@ -97,7 +97,7 @@ describe.runIf(testMode === 'supabase')(`postgres on a Supabase-shaped PostgreSQ
   });
 });
 
-describe.runIf(testMode === 'plain' && major >= 16)(`a non-superuser migrating role on plain PostgreSQL ${major}`, () => {
+describe.runIf(major >= 16)(`a non-superuser migrating role on plain PostgreSQL ${major}`, () => {
   let db: Throwaway;
   let admin: pg.Client;
   let ownerUrl: string;
@@ -105,7 +105,7 @@ describe.runIf(testMode === 'plain' && major >= 16)(`a non-superuser migrating r
     (await admin.query<{ rolname: string }>(`SELECT rolname FROM pg_roles ORDER BY rolname`)).rows.map((r) => r.rolname);
 
   beforeAll(async () => {
-    db = await throwawayCluster();
+    db = await throwawayCluster({ supabase: false });
     admin = await client(db.adminUrl);
     // owner of the database (so of schema public), CREATEROLE and BYPASSRLS, no superuser; pg_cron created by
     // the superuser, its schema usable by the owner as an admin grants it
