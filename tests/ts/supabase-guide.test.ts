@@ -84,7 +84,19 @@ describe.skipIf(missing)(realPartsTitle('docs/supabase.md, step by step, against
     await loadV020(db.url, { users: 20, files: 2, runs: 2 });
     const admin = await client(db.adminUrl);
     try {
+      // On 16+ Supabase's postgres holds authenticator WITH ADMIN OPTION. The Storage server started here installs its
+      // roles itself (DB_INSTALL_ROLES=true), and its `grant postgres to authenticator` would close a membership
+      // cycle; the platform installs Storage without that grant. So for this first start the membership is lifted,
+      // then the memberships are put back as a Supabase project on 17 has them.
+      const { rows: [roles] } = await admin.query<{ lifted: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_auth_members
+                         WHERE roleid = 'authenticator'::regrole AND member = 'postgres'::regrole) AS lifted`);
+      if (roles!.lifted) await admin.query('REVOKE authenticator FROM postgres');
       storage = await startStorageServer({ databaseUrl: db.adminUrl });
+      if (roles!.lifted) {
+        await admin.query(`REVOKE postgres FROM authenticator;
+                           GRANT authenticator TO postgres WITH ADMIN OPTION`);
+      }
       // what Supabase grants postgres on Storage's schema (supabase/postgres init-scripts 00000000000002-storage-schema.sql)
       await admin.query(`GRANT USAGE ON SCHEMA storage TO postgres, anon, authenticated, service_role;
                          GRANT ALL ON ALL TABLES IN SCHEMA storage TO postgres, service_role`);
