@@ -80,9 +80,15 @@ trap cleanup EXIT
 
 total_passed=0; total_failed=0; summary=()
 
-# run_mode MODE MAJOR: prints its own results; adds to the totals (the server is $PG_BIN, exported)
+# Test files whose outcome cannot depend on the server or the shape of the test database (they use none, or one
+# of their own that is not the project's) say so in a line "// Runs once per test run: <why>". They run in the
+# last combination only (by default PostgreSQL 17, supabase: what production runs).
+mapfile -t once_files < <(grep -l '^// Runs once per test run: ' tests/ts/*.test.ts)
+
+# run_mode MODE MAJOR LAST: prints its own results; adds to the totals (the server is $PG_BIN, exported); the
+# files that run once run when LAST is 1
 run_mode() {
-  local mode=$1 major=$2 cluster="$work/cluster-$2-$1" out="$work/$2-$1"
+  local mode=$1 major=$2 last=$3 cluster="$work/cluster-$2-$1" out="$work/$2-$1"
   local url admin_url label="PostgreSQL $2, $1"
   [[ $major == database ]] && label=$mode
   mkdir -p "$out"
@@ -144,9 +150,13 @@ SQL
     pgtap_failed=1
   fi
 
-  local vitest_rc vt_passed vt_failed vt_skipped
+  local vitest_rc vt_passed vt_failed vt_skipped f once_args=()
+  if [[ $last != 1 ]]; then
+    for f in "${once_files[@]}"; do once_args+=(--exclude "$f"); done
+    (( ${#once_files[@]} == 0 )) || echo "(${#once_files[@]} test files that run once per test run run in the last combination)"
+  fi
   DATABASE_URL=$url NEOTOMA_TEST_DATABASE_URL=$url NEOTOMA_TEST_ADMIN_URL=$admin_url NEOTOMA_TEST_MODE=$mode \
-    npx vitest run --reporter=default --reporter=json --outputFile.json="$out/vitest.json"
+    npx vitest run --reporter=default --reporter=json --outputFile.json="$out/vitest.json" "${once_args[@]}"
   vitest_rc=$?
   # skipped tests are neither passed nor failed: they are counted apart, each suite with the reason in its title
   read -r vt_passed vt_failed vt_skipped < <(node -e '
@@ -177,10 +187,10 @@ SQL
   total_failed=$((total_failed + pgtap_failed + vt_failed + drift_failed))
 }
 
-for combination in "${combinations[@]}"; do
-  major=${combination%%:*} mode=${combination#*:}
+for i in "${!combinations[@]}"; do
+  combination=${combinations[$i]} major=${combination%%:*} mode=${combination#*:}
   [[ $major != database ]] && export PG_BIN=$(bin_of "$major")
-  run_mode "$mode" "$major" || { echo "could not prepare the $mode test database on PostgreSQL $major" >&2; exit 2; }
+  run_mode "$mode" "$major" "$(( i == ${#combinations[@]} - 1 ))" || { echo "could not prepare the $mode test database on PostgreSQL $major" >&2; exit 2; }
 done
 
 echo

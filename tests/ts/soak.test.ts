@@ -1,3 +1,4 @@
+// Runs once per test run: the worker processes, the faults and the database restart run on a cluster of the soak's own.
 import { describe, expect, it } from 'vitest';
 import { formatReport, runSoak } from './helpers/soak/index.js';
 

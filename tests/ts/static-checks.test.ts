@@ -1,3 +1,4 @@
+// Runs once per test run: squawk reads the migration files; no database is involved.
 // The field's own static checks: squawk over the migrations (the project's lock rules, .squawk.toml), every
 // finding fixed or explained. (plpgsql_check runs as tests/pgtap/static_plpgsql_check.sql; deno check and lint of
 // the Edge Function in edge-function-deno.test.ts.)

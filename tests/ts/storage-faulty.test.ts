@@ -1,3 +1,4 @@
+// Runs once per test run: the fault-injecting storage double; no database is involved.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// Runs once per test run: the filesystem adapter; no database is involved.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';

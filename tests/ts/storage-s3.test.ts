@@ -1,3 +1,4 @@
+// Runs once per test run: the S3 adapter against s3rver; no database is involved.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';

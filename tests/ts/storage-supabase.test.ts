@@ -1,3 +1,4 @@
+// Runs once per test run: the Supabase adapter against the real Storage server, on a database of the server's own.
 // The Supabase storage adapter against the real Supabase Storage API server (1.11.2, file backend, behind its
 // /storage/v1 gateway), with the faults that server can be made to produce on demand.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';

@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEdgeFunction } from '../../scripts/build-edge.mjs';
 import { startEdgeFunction, startStorageServer, type EdgeFunction, type StorageServer } from '../../scripts/supabase-stack.mjs';
 import { projectRoot } from '../../src/paths.js';
-import { client, testDatabaseUrl, testMode, throwawayCluster, type Throwaway } from './helpers/db.js';
+import { client, throwawayCluster, type Throwaway } from './helpers/db.js';
 import { startPgbouncer, type Pgbouncer } from './helpers/pgbouncer.js';
-import { realPartsTitle, storageMissing } from './helpers/real-storage.js';
+import { realPartsTitle, supabaseGuideMissing } from './helpers/real-storage.js';
 import { enqueueJobs, jobStatus, waitFor } from './helpers/upload.js';
 import { loadV020 } from './helpers/v020-fixture.js';
 
@@ -30,19 +30,7 @@ async function guideSteps(): Promise<Map<string, { lang: 'sql' | 'sh'; body: str
   return steps;
 }
 
-/** Whether the Supabase-shaped clusters of this run have Supabase's own extensions (pg_net, Vault) preloaded. */
-async function supabaseExtensionsHere(): Promise<string | undefined> {
-  if (testMode !== 'supabase') return 'pg_net and Vault are loaded only in the Supabase-shaped test mode';
-  const c = await client(testDatabaseUrl());
-  try {
-    const { rowCount } = await c.query(`SELECT 1 FROM pg_catalog.pg_extension WHERE extname IN ('pg_net', 'supabase_vault')`);
-    return rowCount === 2 ? undefined : 'pg_net and supabase_vault are not installed for this PostgreSQL (../shared/tools/supabase-extensions/build.sh)';
-  } finally {
-    await c.end();
-  }
-}
-
-const missing = storageMissing ?? (await supabaseExtensionsHere());
+const missing = await supabaseGuideMissing();
 
 describe.skipIf(missing)(realPartsTitle('docs/supabase.md, step by step, against the real Supabase parts', missing), () => {
   let db: Throwaway;

@@ -7,9 +7,26 @@ import { StorageClient } from '@supabase/storage-js';
 import pg from 'pg';
 import { startStorageServer, storageServerMissing, type StorageServer } from '../../../scripts/supabase-stack.mjs';
 import { LocalCluster } from '../../../src/db/cluster.js';
+import { client, testDatabaseUrl, testMode } from './db.js';
 
 /** Why the real Storage server cannot run here (the suites that need it are skipped, saying so), or undefined. */
 export const storageMissing = storageServerMissing();
+
+/**
+ * Why docs/supabase.md's guide cannot run against the real parts in this test mode, or undefined when it runs: it
+ * needs the Storage server and a Supabase-shaped cluster with Supabase's own extensions (pg_net, Vault) preloaded.
+ */
+export async function supabaseGuideMissing(): Promise<string | undefined> {
+  if (storageMissing) return storageMissing;
+  if (testMode !== 'supabase') return 'pg_net and Vault are loaded only in the Supabase-shaped test mode';
+  const c = await client(testDatabaseUrl());
+  try {
+    const { rowCount } = await c.query(`SELECT 1 FROM pg_catalog.pg_extension WHERE extname IN ('pg_net', 'supabase_vault')`);
+    return rowCount === 2 ? undefined : 'pg_net and supabase_vault are not installed for this PostgreSQL (../shared/tools/supabase-extensions/build.sh)';
+  } finally {
+    await c.end();
+  }
+}
 
 /** A describe title that carries the reason when the suite is skipped. */
 export function realPartsTitle(title: string, missing: string | undefined = storageMissing): string {
