@@ -18,7 +18,7 @@ Environment:
   NEOTOMA_HOME               folder of the embedded cluster and local storage (default ./.neotoma)
   DEBUG                      set to print stack traces of operational errors
   LOG_FORMAT                 json | text: worker and start log lines (default: json unless on a terminal)
-  STORAGE_BACKEND            fs (default) | s3 | supabase; see docs/storage.md for its settings
+  STORAGE_BACKEND            fs (default) | s3 | supabase | module (with STORAGE_MODULE); see docs/storage.md
   WORKER_POLL_INTERVAL_MS    worker: claim at least this often (default 5000)
   WORKER_CONCURRENCY         worker: uploads at once (default 4)
   WORKER_LEASE_SECONDS       worker: lease per claim, extended while uploading (default 300)

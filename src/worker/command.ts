@@ -52,7 +52,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
   const concurrency = options.concurrency ?? settings.concurrency;
   const workerId = options.workerId?.trim();
   if (options.workerId !== undefined && !workerId) throw new OperationalError('--worker-id must not be empty.');
-  const storage = options.storage ?? createStorageFromEnv(env);
+  const storage = options.storage ?? (await createStorageFromEnv(env));
   if (options.budgetMs !== undefined && !options.once) throw new OperationalError('--budget needs --once.');
   const metrics = await startWorkerMetrics(options.databaseUrl, env, log);
   const onOutcome = metrics ? { onOutcome: (o: UploadOutcome, s: number, e?: StorageError) => metrics.onOutcome(o, s, e) } : {};
