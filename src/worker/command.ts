@@ -14,7 +14,7 @@ export interface RunWorkerOptions {
   once?: boolean;
   /** With `once`: return within this many ms. */
   budgetMs?: number;
-  /** Uploads at once (default WORKER_CONCURRENCY or 4). */
+  /** Uploads at once (default: WORKER_CONCURRENCY, else WORKER_DEFAULTS). */
   concurrency?: number;
   /** Recorded on claimed jobs (default {hostname}-{pid}). */
   workerId?: string;
