@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
+import { Backoff, sleep } from '../db/backoff.js';
 import { connect, createPool } from '../db/connect.js';
 import { isFinalDatabaseAnswer } from '../db/errors.js';
+import { untilAnswered } from '../db/retry.js';
 import { OperationalError } from '../errors.js';
 import type { Fields, Level, Log } from '../log.js';
 import { toStorageError } from '../storage/classify.js';
 import { StorageError, type StorageAdapter } from '../storage/types.js';
-import { Backoff, sleep } from './backoff.js';
 import { CompletionBatcher } from './completions.js';
 import { WORKER_DEFAULTS } from './config.js';
 import { queue, type ClaimedJob } from './queue.js';
@@ -542,20 +543,17 @@ export class UploadWorker {
   }
 
   /**
-   * Runs a queue call, retrying while the database is unreachable (bounded), so a short outage does not turn a
-   * finished upload into a retry. A stale token is an answer (false/null), not an error.
+   * Runs a queue call until the database answers it (for at least 10 s or a lease, never past the budget), so a
+   * short outage does not turn a finished upload into a retry. A stale token is an answer (false/null), not an
+   * error; the calls are fenced by it, so repeating one is harmless.
    */
   private async report<T>(what: string, call: () => Promise<T>): Promise<T> {
     const deadline = Math.min(Date.now() + Math.max(10_000, this.leaseSeconds * 1000), this.deadline ?? Infinity);
-    const backoff = new Backoff(200, 5000);
-    for (;;) {
-      try {
-        return await call();
-      } catch (err) {
-        if (isFinalDatabaseAnswer(err)) throw err;
-        if (Date.now() >= deadline) throw new Error(`${what}: database unavailable: ${describe(err)}`, { cause: err });
-        await sleep(backoff.next());
-      }
+    try {
+      return (await untilAnswered(call, deadline)).value;
+    } catch (err) {
+      if (isFinalDatabaseAnswer(err)) throw err;
+      throw new Error(`${what}: database unavailable: ${describe(err)}`, { cause: err });
     }
   }
 
