@@ -18,7 +18,8 @@ DO $shim$
 DECLARE
   r record;
 BEGIN
-  FOR r IN SELECT * FROM (VALUES ('anon', false), ('authenticated', false), ('service_role', true)) AS t(name, bypass) LOOP
+  FOR r IN SELECT * FROM (VALUES ('anon', false), ('authenticated', false), ('service_role', true)) AS t(name, bypass)
+            ORDER BY t.name LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
       EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT%s', r.name, CASE WHEN r.bypass THEN ' BYPASSRLS' ELSE '' END);
       INSERT INTO neotoma_ops.bootstrap_objects VALUES ('role', r.name);

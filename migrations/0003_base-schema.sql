@@ -117,7 +117,9 @@ BEGIN
 
     -- Clients read (authenticated, own rows through RLS) and never write; anon reads nothing; the service
     -- role writes rows but gets no TRUNCATE (it bypasses the row triggers that keep usage counters true),
-    -- REFERENCES or TRIGGER. Supabase's default privileges grant all of these; what is revoked is recorded.
+    -- REFERENCES, TRIGGER or (PostgreSQL 17) MAINTAIN. Supabase's default privileges grant all of these; what
+    -- is revoked is recorded. Every privilege the server knows is read from the ACL, so none is missed.
+    -- Both loops are ordered: GRANT appends ACL items in the order it runs, and a plan must not decide it.
     FOR r IN
       SELECT a.grantee::regrole::text AS grantee, a.privilege_type AS privilege
         FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
@@ -129,6 +131,7 @@ BEGIN
       SELECT 'PUBLIC', a.privilege_type
         FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
        WHERE c.oid = v_rel AND a.grantee = 0
+      ORDER BY 1, 2
     LOOP
       EXECUTE format('REVOKE %s ON TABLE %s FROM %s', r.privilege, v_rel, r.grantee);
       INSERT INTO neotoma_ops.changed_privileges (relation, grantee, privilege, change)
@@ -137,10 +140,11 @@ BEGIN
     -- what the design needs: authenticated reads (own rows), the service role reads and writes rows
     FOR r IN
       SELECT w.grantee, w.privilege
-        FROM (VALUES ('authenticated', 'SELECT'), ('service_role', 'SELECT'), ('service_role', 'INSERT'),
-                     ('service_role', 'UPDATE'), ('service_role', 'DELETE')) AS w (grantee, privilege)
+        FROM (VALUES (1, 'authenticated', 'SELECT'), (2, 'service_role', 'SELECT'), (3, 'service_role', 'INSERT'),
+                     (4, 'service_role', 'UPDATE'), (5, 'service_role', 'DELETE')) AS w (position, grantee, privilege)
        WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a
                           WHERE c.oid = v_rel AND a.grantee = w.grantee::regrole AND a.privilege_type = w.privilege)
+       ORDER BY w.position
     LOOP
       EXECUTE format('GRANT %s ON TABLE %s TO %I', r.privilege, v_rel, r.grantee);
       INSERT INTO neotoma_ops.changed_privileges (relation, grantee, privilege, change)
@@ -186,6 +190,7 @@ DECLARE
 BEGIN
   FOR r IN SELECT * FROM neotoma_ops.changed_privileges
             WHERE relation IN ('public.sources', 'public.interpretation_runs') AND to_regclass(relation) IS NOT NULL
+            ORDER BY relation, grantee, privilege
   LOOP
     EXECUTE format(CASE r.change WHEN 'revoked' THEN 'GRANT %s ON TABLE %s TO %s' ELSE 'REVOKE %s ON TABLE %s FROM %s' END,
                    r.privilege, r.relation::regclass,
@@ -193,13 +198,14 @@ BEGIN
   END LOOP;
   DELETE FROM neotoma_ops.changed_privileges WHERE relation IN ('public.sources', 'public.interpretation_runs');
 
-  FOR r IN SELECT object_name FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'policy' LOOP
+  FOR r IN SELECT object_name FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'policy' ORDER BY object_name LOOP
     IF to_regclass(split_part(r.object_name, ':', 1)) IS NOT NULL THEN
       EXECUTE format('DROP POLICY IF EXISTS %I ON %s', split_part(r.object_name, ':', 2),
                      split_part(r.object_name, ':', 1)::regclass);
     END IF;
   END LOOP;
-  FOR r IN SELECT object_name FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'row level security' LOOP
+  FOR r IN SELECT object_name FROM neotoma_ops.bootstrap_objects WHERE object_kind = 'row level security'
+            ORDER BY object_name LOOP
     IF to_regclass(r.object_name) IS NOT NULL THEN
       EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', r.object_name::regclass);
     END IF;

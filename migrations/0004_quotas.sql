@@ -129,7 +129,8 @@ CREATE POLICY "Users read own usage_periods" ON public.usage_periods
 CREATE POLICY "Service role full access - usage_drift_log" ON public.usage_drift_log
   FOR ALL TO service_role USING (true) WITH CHECK (true);
 
--- service_role included: on Supabase, default privileges hand it TRUNCATE, REFERENCES and TRIGGER too, and
+-- service_role included: on Supabase, default privileges hand it TRUNCATE, REFERENCES, TRIGGER (and MAINTAIN
+-- on PostgreSQL 17) too, and
 -- anon/authenticated the identity sequence; exactly what is needed is granted back.
 REVOKE ALL ON TABLE public.plans, public.storage_usage, public.usage_periods, public.usage_drift_log
   FROM PUBLIC, anon, authenticated, service_role;

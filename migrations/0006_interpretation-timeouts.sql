@@ -1,5 +1,5 @@
 -- Up Migration
--- Interpretation timeouts (docs/interpretations.md): every pending/running run carries a deadline (timeout_at) that a
+-- Interpretation timeouts (docs/interpretation-timeouts.md): every pending/running run carries a deadline (timeout_at) that a
 -- heartbeat pushes forward; public.cleanup_stale_interpretations(), run by pg_cron every 5 minutes, fails
 -- the runs whose deadline has passed. The functions and the trigger live in sql/functions/interpretation-timeouts/
 -- and sql/triggers/interpretation-timeouts/.
@@ -33,7 +33,7 @@ INSERT INTO neotoma_ops.deferred_steps (migration, position, description, statem
 ON CONFLICT (migration, position) DO NOTHING;
 
 -- Operator settings of this area: one row, changed with a plain UPDATE (no migration, no restart); the next
--- stamp, heartbeat and sweep use the new values. See docs/interpretations.md.
+-- stamp, heartbeat and sweep use the new values. See docs/interpretation-timeouts.md.
 CREATE TABLE IF NOT EXISTS neotoma_ops.interpretation_settings (
   singleton         boolean     NOT NULL DEFAULT true,
   run_timeout       interval    NOT NULL DEFAULT interval '10 minutes',

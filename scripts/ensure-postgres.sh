@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL 15, pg_cron, pgTAP and pg_prove are installed (Debian packages); with --test also what
-# the test suite runs against: pgbouncer (the pooler tests) and prometheus (promtool, for the alert rules).
+# the test suite runs against: pgbouncer (the pooler tests), prometheus (promtool, for the alert rules) and
+# plpgsql_check (the static check of every PL/pgSQL function).
 # Installs what is missing when run as root; otherwise prints the exact command and exits 2.
 set -euo pipefail
 
 packages=(${NEOTOMA_PG_PACKAGES:-postgresql-15 postgresql-15-cron postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl})
-if [[ "${1:-}" == --test ]]; then packages+=(pgbouncer prometheus); fi
+if [[ "${1:-}" == --test ]]; then packages+=(pgbouncer prometheus postgresql-15-plpgsql-check); fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local PostgreSQL 15 cluster with pg_cron preloaded, listening on loopback only.
+# A local PostgreSQL cluster with pg_cron preloaded, listening on loopback only: PostgreSQL 15 from Debian's
+# packages, or the server whose bin folder PG_BIN names (17: ../shared/tools/postgres17/build.sh prints it).
 #
 #   pg-cluster.sh init DIR DBNAME [--fast] [--no-cron] [--supabase]
 #                                     create DIR (idempotent) and pick a free port
@@ -29,7 +30,7 @@ dir=${2:-}
 
 die() { echo "pg-cluster: $*" >&2; exit 2; }
 [[ -n "$cmd" && -n "$dir" ]] || die "usage: pg-cluster.sh init|start|stop|destroy|url|admin-url|status DIR [DBNAME] [--fast] [--no-cron] [--supabase]"
-[[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 server binaries not found in $PG_BIN. Run: bash scripts/ensure-postgres.sh"
+[[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL server binaries not found in $PG_BIN. Run: bash scripts/ensure-postgres.sh (15), or set PG_BIN to another server's bin folder"
 
 as_owner() {
   if [[ $(id -u) -eq 0 ]]; then

@@ -5,9 +5,13 @@
 #   supabase  a Supabase-shaped cluster (scripts/pg-cluster.sh --supabase): the suite runs as the
 #             non-superuser `postgres`, on Neotoma's own v0.2.0 tables (tests/fixtures/neotoma-v0.2.0),
 #             with Supabase's default privileges and pg_cron grants.
+# Modes run on PostgreSQL 15 (Debian's packages) and 17 (the major Supabase runs, from
+# ../shared/tools/postgres17/build.sh beside the repository), in the combinations listed below. Where that tool
+# is absent, 17 is reported as skipped with the reason, never counted. PG_BIN=<bin folder> instead runs the
+# selected modes on that one server only.
 # Usage: scripts/test.sh [all|plain|supabase] (default all). With DATABASE_URL set, that database is used
-# in one mode (NEOTOMA_TEST_MODE, default plain). Ends with one line "N passed, N failed" summed over
-# every mode, and exits non-zero on any failure.
+# in one mode (NEOTOMA_TEST_MODE, default plain). Prints one summary line per (major, mode) and ends with one
+# line "N passed, N failed" summed over all of them, and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,11 +25,54 @@ case "$selection" in
 esac
 if [[ -n "${DATABASE_URL:-}" ]]; then modes=("${NEOTOMA_TEST_MODE:-plain}"); fi
 
+# The (major, mode) combinations: NEOTOMA_TEST_COMBINATIONS, default "15:plain 15:supabase 17:supabase" (17 is
+# what Supabase runs; its plain mode adds little the cross-shape tests do not cover and would take CI past
+# 15 minutes; "17:plain" adds it). The mode argument above filters them. servers: "MAJOR BIN" per major used;
+# a major that cannot run here goes to skipped with its reason.
+pg17_tool=${NEOTOMA_SHARED_DIR:-$(cd .. && pwd)/shared}/tools/postgres17/build.sh
+combinations=(); servers=(); skipped=(); skipped_majors=" "
+# the bin folder of a major in servers (empty when it has none)
+bin_of() { local s; for s in "${servers[@]}"; do [[ ${s%% *} == "$1" ]] && echo "${s#* }"; done; return 0; }
+if [[ -n "${DATABASE_URL:-}" ]]; then
+  servers=("database $DATABASE_URL"); combinations=("database:${modes[0]}")
+elif [[ -n "${PG_BIN:-}" ]]; then
+  major=$("$PG_BIN/postgres" --version 2>/dev/null | sed -nE 's/.* ([0-9]+)(\.[0-9]+)+.*/\1/p')
+  [[ -n "$major" ]] || { echo "PG_BIN=$PG_BIN: no PostgreSQL server there" >&2; exit 2; }
+  servers=("$major $PG_BIN")
+  for mode in "${modes[@]}"; do combinations+=("$major:$mode"); done
+else
+  for combination in ${NEOTOMA_TEST_COMBINATIONS:-15:plain 15:supabase 17:supabase}; do
+    major=${combination%%:*} mode=${combination#*:}
+    [[ $mode == plain || $mode == supabase ]] || { echo "NEOTOMA_TEST_COMBINATIONS: $combination: the mode is plain or supabase" >&2; exit 2; }
+    [[ " ${modes[*]} " == *" $mode "* ]] || continue
+    if [[ -z "$(bin_of "$major")" && $skipped_majors != *" $major "* ]]; then
+      case "$major" in
+        15) servers+=("15 /usr/lib/postgresql/15/bin") ;;
+        17)
+          if [[ -f "$pg17_tool" ]]; then
+            bin=$(bash "$pg17_tool") || { echo "could not assemble PostgreSQL 17 with $pg17_tool" >&2; exit 2; }
+            servers+=("17 $bin")
+          else
+            skipped_majors+="17 "
+            skipped+=("PostgreSQL 17: SKIPPED, not run and not counted: $pg17_tool is missing (the shared tools are not beside this clone)")
+          fi ;;
+        *) echo "NEOTOMA_TEST_COMBINATIONS: no way to run PostgreSQL $major here (15 and 17 are supported)" >&2; exit 2 ;;
+      esac
+    fi
+    [[ -n "$(bin_of "$major")" ]] && combinations+=("$major:$mode")
+  done
+fi
+(( ${#skipped[@]} == 0 )) || printf '%s\n' "${skipped[@]}"
+
 work=$(mktemp -d /tmp/neotoma-test.XXXXXX)
 chmod 755 "$work"
 cleanup() {
+  local c s
   for c in "$work"/cluster-*; do
-    [[ -d "$c" ]] && bash scripts/pg-cluster.sh destroy "$c" >/dev/null 2>&1
+    # cluster-MAJOR-MODE, stopped by its own server's pg_ctl
+    for s in "${servers[@]}"; do
+      [[ -d "$c" && $c == "$work/cluster-${s%% *}-"* ]] && PG_BIN=${s#* } bash scripts/pg-cluster.sh destroy "$c" >/dev/null 2>&1
+    done
   done
   rm -rf "$work"
 }
@@ -33,12 +80,13 @@ trap cleanup EXIT
 
 total_passed=0; total_failed=0; summary=()
 
-# run_mode MODE: prints its own results; adds to the totals
+# run_mode MODE MAJOR: prints its own results; adds to the totals (the server is $PG_BIN, exported)
 run_mode() {
-  local mode=$1 cluster="$work/cluster-$1" out="$work/$1"
-  local url admin_url
+  local mode=$1 major=$2 cluster="$work/cluster-$2-$1" out="$work/$2-$1"
+  local url admin_url label="PostgreSQL $2, $1"
+  [[ $major == database ]] && label=$mode
   mkdir -p "$out"
-  echo "=== mode: $mode ==="
+  echo "=== $label ==="
   if [[ -n "${DATABASE_URL:-}" ]]; then
     url=$DATABASE_URL
     admin_url=${NEOTOMA_TEST_ADMIN_URL:-$DATABASE_URL}
@@ -56,15 +104,22 @@ run_mode() {
       || { cat "$out/fixture.log" >&2; return 2; }
   fi
   DATABASE_URL=$url node dist/cli.js migrate up >"$out/migrate.log" 2>&1 \
-    || { cat "$out/migrate.log" >&2; total_failed=$((total_failed + 1)); summary+=("$mode: migrate up failed"); return 0; }
+    || { cat "$out/migrate.log" >&2; total_failed=$((total_failed + 1)); summary+=("$label: migrate up failed"); return 0; }
   # pgTAP is a test-only dependency, created by the bootstrap superuser (as an admin does on Supabase),
   # in schema extensions where that exists (on the role's search_path there), never by the migrations
   psql -X -q -v ON_ERROR_STOP=1 "$admin_url" >/dev/null <<'SQL' || return 2
 SELECT to_regnamespace('extensions') IS NOT NULL AS has_extensions \gset
+SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plpgsql_check') AS has_plpgsql_check \gset
 \if :has_extensions
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
+\if :has_plpgsql_check
+CREATE EXTENSION IF NOT EXISTS plpgsql_check SCHEMA extensions;
+\endif
 \else
 CREATE EXTENSION IF NOT EXISTS pgtap;
+\if :has_plpgsql_check
+CREATE EXTENSION IF NOT EXISTS plpgsql_check;
+\endif
 \endif
 SQL
 
@@ -111,22 +166,25 @@ SQL
   local drift drift_passed=0 drift_failed=0
   drift=$(psql -X -q -A -t -v ON_ERROR_STOP=1 "$url" -c 'SELECT public.reconcile_storage_usage()' 2>&1)
   if [[ "$drift" == 0 ]]; then
-    drift_passed=1; echo "ok - $mode: reconcile_storage_usage() finds no drift after the suite"
+    drift_passed=1; echo "ok - $label: reconcile_storage_usage() finds no drift after the suite"
   else
-    drift_failed=1; echo "not ok - $mode: reconcile_storage_usage() after the suite: $drift" >&2
+    drift_failed=1; echo "not ok - $label: reconcile_storage_usage() after the suite: $drift" >&2
   fi
 
   [[ -z "${DATABASE_URL:-}" ]] && bash scripts/pg-cluster.sh destroy "$cluster" >/dev/null 2>&1
-  summary+=("$mode: pgTAP ${pgtap_passed} passed, ${pgtap_failed} failed; vitest ${vt_passed} passed, ${vt_failed} failed, ${vt_skipped} skipped (not counted); no drift after the suite: $([[ $drift_failed == 0 ]] && echo yes || echo NO)")
+  summary+=("$label: pgTAP ${pgtap_passed} passed, ${pgtap_failed} failed; vitest ${vt_passed} passed, ${vt_failed} failed, ${vt_skipped} skipped (not counted); no drift after the suite: $([[ $drift_failed == 0 ]] && echo yes || echo NO)")
   total_passed=$((total_passed + pgtap_passed + vt_passed + drift_passed))
   total_failed=$((total_failed + pgtap_failed + vt_failed + drift_failed))
 }
 
-for mode in "${modes[@]}"; do
-  run_mode "$mode" || { echo "could not prepare the $mode test database" >&2; exit 2; }
+for combination in "${combinations[@]}"; do
+  major=${combination%%:*} mode=${combination#*:}
+  [[ $major != database ]] && export PG_BIN=$(bin_of "$major")
+  run_mode "$mode" "$major" || { echo "could not prepare the $mode test database on PostgreSQL $major" >&2; exit 2; }
 done
 
 echo
 printf '%s\n' "${summary[@]}"
+(( ${#skipped[@]} == 0 )) || printf '%s\n' "${skipped[@]}"
 echo "${total_passed} passed, ${total_failed} failed"
 (( total_failed == 0 ))

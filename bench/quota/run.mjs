@@ -5,7 +5,8 @@
 //  B. 16 writers inserting for ONE user (all serialised on its counter row), then checks exactness;
 //  C. reset_billing_periods() over N users whose period has ended: total time, longest call (= transaction),
 //     and the worst latency seen meanwhile by a session inserting sources for other users.
-// Usage: npm run build && node bench/quota/run.mjs   (env: BENCH_SECONDS=10, BENCH_RESET_USERS=1000000,
+// Usage: npm run build && node bench/quota/run.mjs   (env: PG_BIN=<bin folder> for another server than
+//        Debian's PostgreSQL 15, e.g. 17 from ../shared/tools/postgres17/build.sh; BENCH_SECONDS=10, BENCH_RESET_USERS=1000000,
 //        BENCH_FAST=1 for fsync=off, BENCH_BATCH=10000 as the hourly job,
 //        BENCH_ROUNDS=5 alternating rounds, BENCH_PARTS=spread,cpu,one,reset to run only some parts)
 import { execFileSync } from 'node:child_process';
@@ -33,9 +34,11 @@ const dir = path.join(work, 'cluster');
 sh(['init', dir, 'neotoma_bench', ...(fast ? ['--fast'] : [])]);
 const url = sh(['start', dir]);
 const results = {};
+let server = '?';
 try {
   execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'migrate', 'up'], { env: { ...process.env, DATABASE_URL: url }, stdio: 'ignore' });
   const pool = new pg.Pool({ connectionString: url, max: 24 });
+  server = (await pool.query(`SELECT current_setting('server_version') AS v`)).rows[0].v;
   await pool.query(`CREATE TABLE public.sources_bare (LIKE public.sources INCLUDING ALL)`);
   // The floor of any design that writes a per-user counter row on each insert: a row-level trigger doing one
   // plain UPDATE (no limit check, no plan lookup, no transition table, no bulk handling, no missing-row case).
@@ -216,4 +219,4 @@ try {
   try { sh(['destroy', dir]); } catch { /* already gone */ }
   rmSync(work, { recursive: true, force: true });
 }
-console.log(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, fsync: !fast, seconds, ...results }, null, 2));
+console.log(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, server, fsync: !fast, seconds, ...results }, null, 2));

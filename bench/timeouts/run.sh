@@ -2,7 +2,8 @@
 # Benchmark of public.cleanup_stale_interpretations(): 1,000 stale runs among 10,000 and among 1,000,000
 # runs (plus 200 live runs each time). Own throwaway cluster; the pg_cron sweep is unscheduled there so that
 # only the measured calls run. Prints one line per table size: median/min/max of REPS timed calls (server-side
-# clock, the call alone) and the ratio of the medians. Usage: bash bench/timeouts/run.sh [REPS]  (default 7)
+# clock, the call alone) and the ratio of the medians. Usage: bash bench/timeouts/run.sh [REPS]  (default 7;
+# PG_BIN=<bin folder> for another server than Debian's PostgreSQL 15)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=${1:-7}
@@ -16,6 +17,7 @@ trap 'bash scripts/pg-cluster.sh destroy "$work/c" >/dev/null 2>&1; rm -rf "$wor
 bash scripts/pg-cluster.sh init "$work/c" neotoma --fast >/dev/null
 url=$(bash scripts/pg-cluster.sh start "$work/c")
 DATABASE_URL=$url node dist/cli.js migrate up >/dev/null
+echo "PostgreSQL $(psql -X -q -t -A "$url" -c 'SHOW server_version')"
 psql -X -q -v ON_ERROR_STOP=1 "$url" -c "SELECT cron.unschedule(jobid) FROM cron.job" >/dev/null
 
 # The quota refunds alone, to attribute time: the set-based refund the sweep uses (one call for the 1,000 runs)

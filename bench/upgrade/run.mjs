@@ -11,7 +11,8 @@
 //   whether every counter equals the truth afterwards;
 //   the floor, side by side on the same data: one plain aggregate statement computing every user's counters
 //   (no locks, no concurrency safety): the least any backfill can cost.
-// Usage: npm run build && node bench/upgrade/run.mjs   (env: BENCH_USERS, BENCH_WRITERS=4, BENCH_FAST=1)
+// Usage: npm run build && node bench/upgrade/run.mjs   (env: BENCH_USERS, BENCH_WRITERS=4, BENCH_FAST=1,
+//        PG_BIN=<bin folder> for another server than Debian's PostgreSQL 15)
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
@@ -163,7 +164,8 @@ try {
   console.log(`floor, same data: one aggregate statement over every source (no locks, no concurrency safety): ${((f1 - f0) / 1000).toFixed(2)} s`);
   const backfill = phases.find((p) => p.name.startsWith('deferred: create the usage counters'));
   if (backfill) console.log(`the backfill step itself: ${((backfill.end - backfill.start) / 1000).toFixed(2)} s (${((backfill.end - backfill.start) / (f1 - f0)).toFixed(1)}x the floor)`);
-  console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; cluster: Supabase-shaped, ${fast ? 'fsync off' : 'durable (fsync on)'}`);
+  const server = (await admin.query(`SELECT current_setting('server_version') AS v`)).rows[0].v;
+  console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; PostgreSQL ${server}; cluster: Supabase-shaped, ${fast ? 'fsync off' : 'durable (fsync on)'}`);
 } finally {
   await admin.end().catch(() => undefined);
   try { sh(['destroy', dir]); } catch { /* best effort */ }

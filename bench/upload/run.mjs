@@ -1,7 +1,8 @@
 // Upload queue benchmark (see docs/benchmarks.md, "Upload queue").
 //   npm run build && node bench/upload/run.mjs [--jobs N] [--workers N] [--samples N] [--only throughput|ours]
 //   (--only throughput: skip the latency and RSS parts; --only ours: throughput of neotoma-ops alone)
-// Creates a throwaway PostgreSQL 15 cluster (fsync off) unless DATABASE_URL is set, and measures on it:
+// Creates a throwaway PostgreSQL 15 cluster (fsync off; PG_BIN=<bin folder> for another server) unless
+// DATABASE_URL is set, and measures on it:
 //   1. claim+complete throughput with a no-op storage adapter, W concurrent workers, against pg-boss 10.x and
 //      graphile-worker 0.17.x (default settings, no local-queue batching) on the same database;
 //   2. due → stored latency of one idle worker woken by NOTIFY (poll interval 60 s, so only NOTIFY can wake it);

@@ -17,3 +17,9 @@ ALTER ROLE postgres SET search_path TO "$user", public, extensions;
 
 ALTER ROLE anon SET statement_timeout = '3s';
 ALTER ROLE authenticated SET statement_timeout = '8s';
+
+-- PostgreSQL 16+: the role rules changed; what Supabase adds for postgres there is in roles-16.sql
+SELECT current_setting('server_version_num')::integer >= 160000 AS role_rules_16 \gset
+\if :role_rules_16
+\ir roles-16.sql
+\endif

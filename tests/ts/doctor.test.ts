@@ -9,10 +9,11 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plannedChecks, type DoctorReport } from '../../src/commands/doctor.js';
 import { projectRoot } from '../../src/paths.js';
-import { client, runCli, testMode, throwawayCluster, type Throwaway } from './helpers/db.js';
+import { client, runCli, serverMajor, testMode, throwawayCluster, type Throwaway } from './helpers/db.js';
 import { loadV020 } from './helpers/v020-fixture.js';
 
 const BAD_USER = 'c0000000-0000-4000-8000-000000000001';
+const major = await serverMajor();
 
 async function doctor(url: string): Promise<{ code: number; report: DoctorReport }> {
   const r = await runCli(['doctor', '--json'], { DATABASE_URL: url });
@@ -131,5 +132,21 @@ describe('doctor, and an upgrade over rows that break the new checks', () => {
     expect(byCheck(report, 'counters').fix).toMatch(/reconcile_storage_usage/);
     expect(byCheck(report, 'grants')).toMatchObject({ status: 'problem', detail: 'public.storage_usage: anon holds INSERT', fix: 'REVOKE INSERT ON public.storage_usage FROM anon;' });
     expect(byCheck(report, 'missing')).toMatchObject({ status: 'problem', detail: 'cron job cron-history-purge is missing (created by 0007_operations)' });
+  });
+
+  // PostgreSQL 17's MAINTAIN (LOCK TABLE, CLUSTER, REINDEX, VACUUM…), which GRANT ALL includes; 15 has no such privilege
+  it.runIf(major >= 17)('reports a MAINTAIN held by a client role, with its REVOKE (PostgreSQL 17)', async () => {
+    await c.query(`REVOKE INSERT ON public.storage_usage FROM anon`);
+    await c.query(`GRANT MAINTAIN ON public.storage_usage, public.sources TO anon`);
+    await c.query(`GRANT MAINTAIN ON public.upload_queue TO service_role`);
+    const { code, report } = await doctor(db.url);
+    expect(code).toBe(1);
+    expect(byCheck(report, 'privileges')).toMatchObject({
+      status: 'problem',
+      detail: 'public.sources: anon holds MAINTAIN; public.storage_usage: anon holds MAINTAIN; public.upload_queue: service_role holds MAINTAIN',
+      fix: 'REVOKE MAINTAIN ON public.sources FROM anon; REVOKE MAINTAIN ON public.storage_usage FROM anon; REVOKE MAINTAIN ON public.upload_queue FROM service_role;',
+    });
+    const text = await runCli(['doctor'], { DATABASE_URL: db.url });
+    expect(text.stdout).toMatch(/^privileges\s+PROBLEM\s+public\.sources: anon holds MAINTAIN/m);
   });
 });

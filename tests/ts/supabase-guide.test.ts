@@ -127,6 +127,17 @@ describe.skipIf(missing)(realPartsTitle('docs/supabase.md, step by step, against
     await expect(c.query(`SELECT public.check_storage_quota(gen_random_uuid(), 60000000)`)).rejects.toMatchObject({
       code: 'PT413', message: expect.stringMatching(/the largest object Storage accepts \(the global upload limit\)/),
     });
+    // the bucket's own limit, read from Storage's table in the same database
+    await c.query(`UPDATE storage.buckets SET file_size_limit = 1024 WHERE id = 'sources'`);
+    try {
+      await expect(c.query(`SELECT public.check_storage_quota(gen_random_uuid(), 2048)`)).rejects.toMatchObject({
+        code: 'PT413', message: 'File too large for storage: 2.00 KiB exceeds 1.00 KiB, the largest object Storage accepts (bucket sources file_size_limit)',
+      });
+      const doctorNow = await run('doctor-before');
+      expect(doctorNow.output).toMatch(/storage\s+ok\s+bucket "sources" exists \(file_size_limit 1024 bytes\)/);
+    } finally {
+      await c.query(`UPDATE storage.buckets SET file_size_limit = NULL WHERE id = 'sources'`);
+    }
   }, 180_000);
 
   it("the Edge Function, scheduled with the guide's SQL: the real pg_cron job fires, pg_net calls Deno, the uploads land in Storage", async () => {

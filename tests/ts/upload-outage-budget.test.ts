@@ -47,9 +47,11 @@ describe('the outage budget', () => {
     const err = (await ingestSource(pool, { userId: user, content: second, mimeType: 'application/octet-stream' }, { storage: down })
       .catch((e: unknown) => e)) as { code?: string; message?: string; detail?: string; hint?: string };
     expect(err.code).toBe('PT503');
-    expect(err.message).toMatch(/^Upload queue full: it holds 2\.93 KiB of its 4\.88 KiB outage budget; this upload needs 2\.44 KiB/);
-    expect(JSON.parse(err.detail!)).toEqual({ code: 'UPLOAD_QUEUE_FULL', held_bytes: 3000, cap_bytes: 5000, requested_bytes: 2500 });
-    expect(err.hint).toMatch(/retry later/);
+    expect(err.message).toBe('Upload queue full: it holds 2.93 KiB of its 4.88 KiB outage budget '
+      + '(2.93 KiB for jobs still trying, 0 B for jobs that failed); this upload needs 2.44 KiB');
+    expect(JSON.parse(err.detail!)).toEqual({ code: 'UPLOAD_QUEUE_FULL', held_bytes: 3000, pending_bytes: 3000, failed_bytes: 0,
+                                              cap_bytes: 5000, requested_bytes: 2500 });
+    expect(err.hint).toMatch(/^Retry later; nothing was written\. .*jobs still trying drain by themselves/);
     const refused = await pool.query('SELECT 1 FROM public.sources WHERE user_id = $1 AND content_hash = $2', [user, sha256(second)]);
     expect(refused.rowCount).toBe(0); // the source row went with the refused enqueue
     expect(await metric('upload_queue_full_rejections_total')).toBe(1);

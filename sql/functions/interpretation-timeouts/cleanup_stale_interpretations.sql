@@ -41,7 +41,7 @@ DECLARE
   v_pending      integer;
   v_refunded     integer;
 BEGIN
-  -- 7243530300: this function's advisory lock key (documented in docs/interpretations.md)
+  -- 7243530300: this function's advisory lock key (documented in docs/interpretation-timeouts.md)
   IF NOT pg_catalog.pg_try_advisory_xact_lock(7243530300) THEN
     RETURN 0;
   END IF;
@@ -76,7 +76,7 @@ BEGIN
 
     WITH stale AS (
       -- holds: neotoma_ops.quota_run_holds_unit's rule, written out as one join for the batch instead of a call
-      -- per run (tests/pgtap/33_run_units_agree.sql checks the two agree)
+      -- per run (tests/pgtap/0006_interpretation_timeouts_run_units_agree.sql checks the two agree)
       SELECT r.id, r.status AS previous_status,
              coalesce(r.quota_released_at IS NULL AND su.billing_period_end > pg_catalog.now()
                       AND coalesce(r.quota_charged_at, r.created_at) >= su.billing_period_start

@@ -16,7 +16,7 @@ SET search_path = ''
 AS $$
   -- upload queue depth by status (every status, zeros included)
   SELECT 'upload_queue_jobs', pg_catalog.jsonb_build_object('status', s.status),
-         neotoma_ops.count_upload_jobs(s.status)::double precision
+         neotoma_ops.upload_queue_job_count(s.status)::double precision
     FROM unnest(ARRAY['pending', 'in_progress', 'failed', 'completed']) AS s(status)
   UNION ALL
   SELECT 'upload_queue_oldest_due_age_seconds', '{}'::jsonb,

@@ -14,7 +14,7 @@ DECLARE
   v_retention interval;
   v_cutoff    timestamptz;
   v_batch     constant integer := 10000;
-  v_deleted   bigint := 0;
+  v_deleted   bigint := 0::bigint;
   v_n         integer;
 BEGIN
   IF p_retention IS NOT NULL AND p_retention < interval '1 hour' THEN
@@ -22,7 +22,7 @@ BEGIN
       USING ERRCODE = '22023', HINT = 'Pass NULL to use neotoma_ops.ops_settings.cron_history_retention.';
   END IF;
   IF NOT pg_catalog.pg_try_advisory_xact_lock(4747120400) THEN
-    RETURN 0;
+    RETURN 0::bigint;
   END IF;
 
   SELECT coalesce(p_retention, s.cron_history_retention, interval '7 days')

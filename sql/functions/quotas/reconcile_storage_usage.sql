@@ -19,7 +19,7 @@ SET search_path = ''
 AS $fn$
 DECLARE
   v_fixed integer := 0;
-  v_last  uuid := '00000000-0000-0000-0000-000000000000';
+  v_last  uuid := '00000000-0000-0000-0000-000000000000'::uuid;
   v_batch uuid[];
   v_user  uuid;
 BEGIN

@@ -87,7 +87,7 @@ BEGIN
    ORDER BY b.next_retry_at, b.id;
 
   GET DIAGNOSTICS v_claimed = ROW_COUNT;
-  PERFORM neotoma_ops.upload_queue_count('upload_retries_total', v_claimed);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_retries_total', v_claimed);
 END
 $$;
 

@@ -66,7 +66,7 @@ BEGIN
   )
   SELECT array_agg(d.lease_token) INTO v_done FROM done AS d;
 
-  PERFORM neotoma_ops.upload_queue_count('upload_completed_total', coalesce(cardinality(v_done), 0));
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_completed_total', coalesce(cardinality(v_done), 0));
 
   RETURN QUERY
   SELECT i.job_id,

@@ -95,7 +95,7 @@ BEGIN
   END IF;
 
   UPDATE public.sources AS s SET storage_status = 'pending' WHERE s.id = p_source_id AND s.storage_status <> 'pending';
-  PERFORM neotoma_ops.upload_queue_count('upload_enqueued_total', 1);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_enqueued_total', 1);
   PERFORM pg_catalog.pg_notify('upload_queue',
     pg_catalog.jsonb_build_object('event', 'enqueued', 'job_id', v_job.id, 'due_at',
       pg_catalog.to_char(v_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text);

@@ -22,7 +22,7 @@ DECLARE
   v_rescued  integer := 0;
   v_failed   integer := 0;
   v_pruned   integer := 0;
-  v_due      bigint := 0;
+  v_due      bigint := 0::bigint;
 BEGIN
   IF NOT pg_catalog.pg_try_advisory_xact_lock(7402000200) THEN
     RETURN pg_catalog.jsonb_build_object('skipped', true, 'reason', 'another process_upload_queue() run holds the lock',
@@ -49,7 +49,7 @@ BEGIN
       v_failed := v_failed + 1;
     END IF;
   END LOOP;
-  PERFORM neotoma_ops.upload_queue_count('upload_lease_expirations_total', v_rescued + v_failed);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_lease_expirations_total', v_rescued + v_failed);
 
   WITH old AS (
     SELECT q.id FROM public.upload_queue AS q
@@ -60,7 +60,7 @@ BEGIN
   )
   DELETE FROM public.upload_queue AS q USING old WHERE q.id = old.id;
   GET DIAGNOSTICS v_pruned = ROW_COUNT;
-  PERFORM neotoma_ops.upload_queue_count('upload_pruned_total', v_pruned);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_pruned_total', v_pruned);
 
   SELECT count(*) INTO v_due FROM public.upload_queue AS q
    WHERE q.status = 'pending' AND q.next_retry_at <= now();

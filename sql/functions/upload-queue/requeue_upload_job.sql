@@ -32,7 +32,7 @@ BEGIN
          lease_token = NULL, locked_by = NULL, locked_until = NULL, failed_at = NULL, updated_at = now()
    WHERE q.id = p_job_id;
   UPDATE public.sources AS s SET storage_status = 'pending' WHERE s.id = v_job.source_id;
-  PERFORM neotoma_ops.upload_queue_count('upload_requeued_total', 1);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_requeued_total', 1);
   PERFORM pg_catalog.pg_notify('upload_queue',
     pg_catalog.jsonb_build_object('event', 'requeued', 'job_id', p_job_id, 'due_at',
       pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text);

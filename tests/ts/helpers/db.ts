@@ -30,6 +30,17 @@ export async function client(url = testDatabaseUrl()): Promise<pg.Client> {
   return c;
 }
 
+/** The PostgreSQL major of the test database (15, 17, …): tests of what differs between majors ask it. */
+export async function serverMajor(url = testDatabaseUrl()): Promise<number> {
+  const c = await client(url);
+  try {
+    const { rows } = await c.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`);
+    return Math.floor(Number(rows[0]!.n) / 10000);
+  } finally {
+    await c.end();
+  }
+}
+
 export interface Throwaway {
   cluster: LocalCluster;
   url: string;

@@ -9,9 +9,12 @@
 --  * anon holds no privilege on any project relation (table, view, sequence) and no EXECUTE;
 --  * authenticated holds at most SELECT on the relations users read (their own rows, through RLS), the
 --    status columns of upload_queue, and EXECUTE only on the two pure helpers;
---  * service_role holds no TRUNCATE (it bypasses the row triggers that keep usage counters true), REFERENCES
---    or TRIGGER on a project table;
+--  * service_role holds nothing beyond SELECT, INSERT, UPDATE and DELETE on a project table: no TRUNCATE (it
+--    bypasses the row triggers that keep usage counters true), REFERENCES, TRIGGER, nor PostgreSQL 17's
+--    MAINTAIN (LOCK TABLE, CLUSTER, REINDEX: a client could stall every writer);
 --  * every SECURITY DEFINER function pins search_path.
+-- The privileges judged are all those the server knows for the kind of relation (read from acldefault(): the
+-- seven of PostgreSQL 15, MAINTAIN too on 17), not a list written for one major.
 CREATE OR REPLACE FUNCTION neotoma_ops.privilege_problems()
 RETURNS TABLE (object text, grantee text, problem text, fix text)
 LANGUAGE sql
@@ -20,7 +23,7 @@ SECURITY DEFINER
 SET search_path = ''
 AS $fn$
   WITH project_rel AS (
-    SELECT c.oid, c.relkind, format('%I.%I', n.nspname, c.relname) AS name
+    SELECT c.oid, c.relkind, c.relowner, format('%I.%I', n.nspname, c.relname) AS name
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')
        AND (n.nspname = 'neotoma_ops'
@@ -47,8 +50,9 @@ AS $fn$
     SELECT r.name, r.relkind, g.rolname AS grantee, pr.priv
       FROM project_rel r
      CROSS JOIN (SELECT rolname FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')) g
-     CROSS JOIN LATERAL unnest(CASE WHEN r.relkind = 'S' THEN ARRAY['USAGE', 'SELECT', 'UPDATE']
-                                    ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] END) pr (priv)
+     CROSS JOIN LATERAL (SELECT a.privilege_type
+                           FROM pg_catalog.aclexplode(pg_catalog.acldefault(
+                                  CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END::"char", r.relowner)) a) pr (priv)
      WHERE CASE WHEN r.relkind = 'S' THEN pg_catalog.has_sequence_privilege(g.rolname, r.oid, pr.priv)
                 ELSE pg_catalog.has_table_privilege(g.rolname, r.oid, pr.priv) END
   )
@@ -63,7 +67,7 @@ AS $fn$
    WHERE t.grantee = 'anon'
       OR (t.grantee = 'authenticated'
           AND NOT (t.priv = 'SELECT' AND t.name IN (SELECT cr.name FROM client_readable cr WHERE cr.columns IS NULL)))
-      OR (t.grantee = 'service_role' AND t.relkind <> 'S' AND t.priv IN ('TRUNCATE', 'REFERENCES', 'TRIGGER'))
+      OR (t.grantee = 'service_role' AND t.relkind <> 'S' AND t.priv NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE'))
   UNION ALL
   SELECT r.name, 'authenticated', format('authenticated may read column %I', a.attname),
          format('REVOKE SELECT (%I) ON %s FROM authenticated;', a.attname, r.name)

@@ -28,7 +28,7 @@ BEGIN
   END IF;
 
   v_retry := v_job.retry_count + 1;
-  PERFORM neotoma_ops.upload_queue_count('upload_retry_failures_total', 1);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_retry_failures_total', 1);
 
   IF coalesce(p_retryable, true) AND v_retry < v_job.max_retries THEN
     UPDATE public.upload_queue AS q
@@ -53,7 +53,7 @@ BEGIN
          updated_at = now()
    WHERE q.id = p_job_id;
   UPDATE public.sources AS s SET storage_status = 'failed' WHERE s.id = v_job.source_id;
-  PERFORM neotoma_ops.upload_queue_count('upload_terminal_failures_total', 1);
+  PERFORM neotoma_ops.upload_queue_counter_add('upload_terminal_failures_total', 1);
   RETURN 'failed';
 END
 $$;

@@ -18,11 +18,11 @@ DECLARE
 BEGIN
   SELECT h.bytes INTO v_held FROM neotoma_ops.upload_queue_payload_bytes AS h WHERE h.singleton FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN 0;  -- born true on the first payload write
+    RETURN 0::bigint;  -- born true on the first payload write
   END IF;
   SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint INTO v_truth FROM public.upload_queue_payloads AS p;
   IF v_truth = v_held THEN
-    RETURN 0;
+    RETURN 0::bigint;
   END IF;
   UPDATE neotoma_ops.upload_queue_payload_bytes AS h SET bytes = v_truth, updated_at = pg_catalog.now() WHERE h.singleton;
   RETURN v_truth - v_held;

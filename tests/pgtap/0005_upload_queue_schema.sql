@@ -99,6 +99,15 @@ BEGIN
   FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || p_sql LOOP r := r || l || E'\n'; END LOOP;
   RETURN r;
 END $$;
+-- under the planner settings the claim function itself runs with (its proconfig: without them PostgreSQL 17
+-- prefers a bitmap + sort on this small table, which is why the function pins them)
+DO $$
+BEGIN
+  PERFORM set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true)
+     FROM pg_proc AS p, unnest(p.proconfig) AS c
+    WHERE p.oid = 'public.claim_upload_jobs_with_content(text, integer, interval, integer, integer)'::regprocedure
+      AND c NOT LIKE 'search\_path=%';
+END $$;
 SELECT matches(pg_temp.plan_of($$SELECT q.id FROM public.upload_queue AS q
     WHERE q.status = 'pending' AND q.next_retry_at <= now() ORDER BY q.next_retry_at, q.id LIMIT 10 FOR UPDATE SKIP LOCKED$$),
   'Index Scan using upload_queue_claim_idx', 'the claim query scans upload_queue_claim_idx');
@@ -117,7 +126,7 @@ SELECT p.oid::regprocedure AS fn FROM pg_proc AS p
    'public.upload_job_content_range(uuid, uuid, bigint, integer)'::regprocedure,
    'public.extend_upload_lease(uuid, uuid, interval)'::regprocedure, 'public.complete_upload_job(uuid, uuid, text)'::regprocedure,
    'public.fail_upload_job(uuid, uuid, text, boolean)'::regprocedure, 'public.requeue_upload_job(uuid)'::regprocedure,
-   'public.retry_upload_job_now(uuid)'::regprocedure, 'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_count(text, bigint)'::regprocedure,
+   'public.retry_upload_job_now(uuid)'::regprocedure, 'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_counter_add(text, bigint)'::regprocedure,
    'neotoma_ops.upload_queue_counter_totals()'::regprocedure,
    'neotoma_ops.upload_job_record_failure(uuid, text, boolean)'::regprocedure);
 SELECT is((SELECT count(*)::int FROM queue_functions), 14, 'all fourteen queue functions exist');

@@ -1,8 +1,8 @@
 -- requires: 0005_upload-queue
--- neotoma_ops.count_upload_jobs(p_status): the number of upload_queue rows in one status, read through
+-- neotoma_ops.upload_queue_job_count(p_status): the number of upload_queue rows in one status, read through
 -- that status's partial index (an index-only scan), so the cost follows the rows in that status and never
 -- the whole table, even when most rows are completed (where a sequential scan would otherwise be chosen).
-CREATE OR REPLACE FUNCTION neotoma_ops.count_upload_jobs(p_status text)
+CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_job_count(p_status text)
 RETURNS bigint
 LANGUAGE plpgsql
 STABLE
@@ -27,6 +27,6 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION neotoma_ops.count_upload_jobs(text) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.upload_queue_job_count(text) FROM PUBLIC, anon, authenticated;
 
-GRANT EXECUTE ON FUNCTION neotoma_ops.count_upload_jobs(text) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.upload_queue_job_count(text) TO service_role;

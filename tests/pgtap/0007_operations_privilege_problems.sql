@@ -1,8 +1,10 @@
 -- neotoma_ops.privilege_problems(): the privilege rules `neotoma-ops doctor` applies. Nothing on a migrated
 -- database; each kind of breach reported with the statement that fixes it; every relation of the project's
--- schemas and every function its SQL files define is judged (a grant to anon on any of them is caught).
+-- schemas and every function its SQL files define is judged (a grant to anon on any of them is caught), over
+-- every privilege the server knows (PostgreSQL 17's MAINTAIN included, with one more test there).
 BEGIN;
-SELECT plan(7);
+SELECT current_setting('server_version_num')::integer >= 170000 AS has_maintain \gset
+SELECT plan(9 + :'has_maintain'::boolean::integer);
 
 SELECT is_empty($$SELECT * FROM neotoma_ops.privilege_problems()$$, 'a migrated database breaks no rule');
 
@@ -29,6 +31,43 @@ SELECT bag_eq($$SELECT object, problem FROM neotoma_ops.privilege_problems()$$,
 SELECT is((SELECT fix FROM neotoma_ops.privilege_problems() WHERE object = 'public.usage_periods'),
   'ALTER TABLE public.usage_periods ENABLE ROW LEVEL SECURITY;', 'each with its fix');
 ROLLBACK TO SAVEPOINT injected;
+
+-- every privilege of this server: granted to anon, each is reported; granted to service_role, each beyond
+-- SELECT, INSERT, UPDATE and DELETE is
+CREATE TEMP TABLE server_table_privilege ON COMMIT DROP AS
+SELECT a.privilege_type AS priv
+  FROM aclexplode(acldefault('r', 'pg_database_owner'::regrole)) a;
+SAVEPOINT every_privilege;
+DO $$
+DECLARE p text;
+BEGIN
+  FOR p IN SELECT priv FROM server_table_privilege ORDER BY priv LOOP
+    EXECUTE format('GRANT %s ON public.storage_usage TO anon', p);
+    EXECUTE format('GRANT %s ON public.upload_queue TO service_role', p);
+  END LOOP;
+END $$;
+SELECT set_eq($$SELECT problem FROM neotoma_ops.privilege_problems() WHERE object = 'public.storage_usage'$$,
+  $$SELECT 'anon holds ' || priv FROM server_table_privilege$$,
+  format('each table privilege of PostgreSQL %s granted to anon is reported (%s)',
+         current_setting('server_version_num')::integer / 10000,
+         (SELECT string_agg(priv, ', ' ORDER BY priv) FROM server_table_privilege)));
+SELECT set_eq($$SELECT problem FROM neotoma_ops.privilege_problems() WHERE object = 'public.upload_queue'$$,
+  $$SELECT 'service_role holds ' || priv FROM server_table_privilege
+     WHERE priv NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')$$,
+  'each table privilege beyond SELECT, INSERT, UPDATE and DELETE granted to service_role is reported');
+ROLLBACK TO SAVEPOINT every_privilege;
+
+-- PostgreSQL 17: MAINTAIN (VACUUM, ANALYZE, REINDEX, CLUSTER, LOCK TABLE), which GRANT ALL and so Supabase's
+-- default privileges include
+\if :has_maintain
+SAVEPOINT maintain;
+GRANT MAINTAIN ON public.storage_usage, public.sources TO anon;
+SELECT results_eq($$SELECT object, problem, fix FROM neotoma_ops.privilege_problems()$$,
+  $$VALUES ('public.sources', 'anon holds MAINTAIN', 'REVOKE MAINTAIN ON public.sources FROM anon;'),
+           ('public.storage_usage', 'anon holds MAINTAIN', 'REVOKE MAINTAIN ON public.storage_usage FROM anon;')$$,
+  'MAINTAIN held by a client role is reported, with its REVOKE');
+ROLLBACK TO SAVEPOINT maintain;
+\endif
 
 -- coverage: anon on every relation of public and neotoma_ops and on every function of the project
 CREATE TEMP TABLE granted ON COMMIT DROP AS

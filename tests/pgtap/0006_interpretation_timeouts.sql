@@ -1,4 +1,4 @@
--- Interpretation timeouts (docs/interpretations.md): columns, partial index, settings, pg_cron job, privileges; the
+-- Interpretation timeouts (docs/interpretation-timeouts.md): columns, partial index, settings, pg_cron job, privileges; the
 -- trigger that stamps timeout_at; heartbeat_interpretation(); the run lifecycle functions; and
 -- cleanup_stale_interpretations() (Neotoma IT-002, IT-008, pending runs, idempotence, bounded batches).
 -- Concurrency (two sessions) and pg_cron firing are proven in tests/ts/interpretation*.test.ts.

@@ -1,8 +1,8 @@
 -- requires: 0005_upload-queue
--- neotoma_ops.upload_queue_count(counter, n): adds n (> 0) to an upload queue event counter (they feed
+-- neotoma_ops.upload_queue_counter_add(counter, n): adds n (> 0) to an upload queue event counter (they feed
 -- ops_metrics()) in the caller's transaction, on a shard chosen by backend pid so that concurrent workers rarely
 -- wait on the same row. A rolled-back call counts nothing. Internal (EXECUTE for service_role only).
-CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_count(p_counter text, p_n bigint DEFAULT 1)
+CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_counter_add(p_counter text, p_n bigint DEFAULT 1)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
@@ -20,6 +20,6 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION neotoma_ops.upload_queue_count(text, bigint) FROM PUBLIC, anon, authenticated;
+REVOKE ALL ON FUNCTION neotoma_ops.upload_queue_counter_add(text, bigint) FROM PUBLIC, anon, authenticated;
 
-GRANT EXECUTE ON FUNCTION neotoma_ops.upload_queue_count(text, bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION neotoma_ops.upload_queue_counter_add(text, bigint) TO service_role;

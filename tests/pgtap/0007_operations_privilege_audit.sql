@@ -3,12 +3,14 @@
 -- added later is covered without editing this file. What clients may do is written out below as explicit
 -- expectations; anything not listed is expected to be denied.
 --   * RLS enabled on every table; views run with the caller's rights (security_invoker);
---   * exact table/column/sequence privileges of anon, authenticated, service_role;
+--   * exact table/column/sequence privileges of anon, authenticated, service_role, over every privilege the
+--     server knows (read from acldefault(): MAINTAIN on PostgreSQL 17);
 --   * function EXECUTE: service_role on every function, clients only on an allow-list;
 --   * every function pins search_path (SECURITY DEFINER ones to '' or pg_catalog);
 --   * no object owned by a role clients can become; no policy for anon or PUBLIC;
 --   * live checks: authenticated user A sees only their own rows through every readable relation, and
---     can change nothing of user B through any relation or function; anon can read and call nothing.
+--     can change nothing of user B through any relation or function, nor lock a relation against writers;
+--     anon can read and call nothing.
 BEGIN;
 
 -- the client roles and the expectations --------------------------------------------------------------
@@ -16,7 +18,7 @@ CREATE TEMP TABLE audit_role (role name PRIMARY KEY) ON COMMIT DROP;
 INSERT INTO audit_role VALUES ('anon'), ('authenticated'), ('service_role');
 
 -- Relation privileges that are granted on purpose; every other (role, relation) pair must be 'none'.
--- Format: table privileges in the order SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
+-- Format: table privileges in the order SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER, MAINTAIN
 -- (sequences: USAGE, SELECT, UPDATE), then column privileges as PRIV(col, ...) in column order.
 CREATE TEMP TABLE want_rel (role name, rel text, privs text, PRIMARY KEY (role, rel)) ON COMMIT DROP;
 INSERT INTO want_rel VALUES
@@ -97,17 +99,25 @@ SELECT p.oid, format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortype
    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                     WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
 
+-- Every privilege this server knows on a relation of kind `kind` (acldefault() of its owner), in the order of
+-- the format above; one the format does not name yet comes after, by name (so it is still checked).
+CREATE FUNCTION pg_temp.server_privs(kind "char") RETURNS TABLE (priv text, ord bigint) LANGUAGE sql STABLE AS $$
+  SELECT a.privilege_type,
+         coalesce(array_position(CASE WHEN kind = 'S' THEN ARRAY['USAGE', 'SELECT', 'UPDATE']
+                                      ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                                                 'TRIGGER', 'MAINTAIN'] END, a.privilege_type), 100)
+    FROM pg_catalog.aclexplode(pg_catalog.acldefault(CASE WHEN kind = 'S' THEN 's' ELSE 'r' END::"char",
+                                                     'pg_database_owner'::regrole)) a $$;
+
 -- Actual privileges of role r on relation rel, in the format of want_rel.
 CREATE FUNCTION pg_temp.rel_privs(r name, rel oid, kind "char") RETURNS text LANGUAGE sql STABLE AS $$
-  SELECT coalesce(string_agg(p, ', ' ORDER BY ord), 'none') FROM (
+  SELECT coalesce(string_agg(p, ', ' ORDER BY ord, p), 'none') FROM (
     SELECT u.ord, u.priv AS p
-      FROM unnest(CASE WHEN kind = 'S' THEN ARRAY['USAGE', 'SELECT', 'UPDATE']
-                       ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] END)
-           WITH ORDINALITY u(priv, ord)
+      FROM pg_temp.server_privs(kind) u
      WHERE CASE WHEN kind = 'S' THEN pg_catalog.has_sequence_privilege(r, rel, u.priv)
                 ELSE pg_catalog.has_table_privilege(r, rel, u.priv) END
     UNION ALL
-    SELECT 10 + u.ord, u.priv || '(' || c.cols || ')'
+    SELECT 1000 + u.ord, u.priv || '(' || c.cols || ')'
       FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) WITH ORDINALITY u(priv, ord)
      CROSS JOIN LATERAL (
            SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) AS cols
@@ -136,6 +146,14 @@ SELECT CASE WHEN reloptions && ARRAY['security_invoker=true', 'security_invoker=
             THEN 'security_invoker' ELSE 'owner rights' END, 'security_invoker',
        'view ' || name || ' runs with the caller''s rights'
   FROM proj_rel WHERE relkind IN ('v', 'm') ORDER BY name;
+
+-- the format above names every relation privilege of this server (PostgreSQL 17 adds MAINTAIN)
+INSERT INTO checks (got, want, descr)
+SELECT coalesce((SELECT string_agg(priv, ', ' ORDER BY priv) FROM pg_temp.server_privs(k.kind) WHERE ord = 100), ''),
+       '', format('the audit''s format names every %s privilege of PostgreSQL %s (%s)', k.what,
+                  current_setting('server_version_num')::integer / 10000,
+                  (SELECT string_agg(priv, ', ' ORDER BY ord) FROM pg_temp.server_privs(k.kind)))
+  FROM (VALUES ('r'::"char", 'table'), ('S'::"char", 'sequence')) k(kind, what) ORDER BY k.what;
 
 -- exact relation privileges, per client role
 INSERT INTO checks (got, want, descr)
@@ -317,6 +335,11 @@ SELECT 'anon', 'deny', format('SELECT 1 FROM %s', name), 'anon cannot read ' || 
 INSERT INTO live (role, kind, q, descr)
 SELECT r.role, 'deny', format('SELECT pg_catalog.nextval(%L)', name), r.role || ' cannot advance sequence ' || name
   FROM proj_rel CROSS JOIN (VALUES ('anon'), ('authenticated')) r(role) WHERE relkind = 'S' ORDER BY name, r.role;
+-- the lock every writer waits behind (allowed by UPDATE, DELETE, TRUNCATE and, on PostgreSQL 17, MAINTAIN)
+INSERT INTO live (role, kind, q, descr)
+SELECT r.role, 'deny', format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', name),
+       r.role || ' cannot lock ' || name || ' against every other session'
+  FROM proj_rel CROSS JOIN (VALUES ('anon'), ('authenticated')) r(role) WHERE relkind <> 'S' ORDER BY name, r.role;
 
 -- writes aimed at user B's rows (or at all rows where a relation has no user_id)
 INSERT INTO live (role, kind, q, descr)
