@@ -7,9 +7,11 @@ import { runDemo } from './demo.js';
 import { OperationalError } from './errors.js';
 import { createLog } from './log.js';
 import { migrateDown, migrateUp, migrationStatus } from './migrate.js';
+import { describeNumberRule, parseNumber } from './parse-number.js';
 import { projectRoot } from './paths.js';
 import { start, withDatabase } from './start.js';
 import { runWorker } from './worker/command.js';
+import { WORKER_DEFAULTS, workerSettingsHelp } from './worker/config.js';
 
 const ENVIRONMENT = `
 Environment:
@@ -18,12 +20,8 @@ Environment:
   NEOTOMA_HOME               folder of the embedded cluster and local storage (default ./.neotoma)
   DEBUG                      set to print stack traces of operational errors
   LOG_FORMAT                 json | text: worker and start log lines (default: json unless on a terminal)
-  STORAGE_BACKEND            fs (default) | s3 | supabase; see docs/storage.md for its settings
-  WORKER_POLL_INTERVAL_MS    worker: claim at least this often (default 5000)
-  WORKER_CONCURRENCY         worker: uploads at once (default 4)
-  WORKER_LEASE_SECONDS       worker: lease per claim, extended while uploading (default 300)
-  UPLOAD_TIMEOUT_MS          worker: time allowed for one upload (default 120000)
-  SHUTDOWN_GRACE_MS          worker: time in-flight uploads get on SIGTERM (default 10000)
+  STORAGE_BACKEND            fs (default) | s3 | supabase | module (with STORAGE_MODULE); see docs/storage.md
+${workerSettingsHelp('  ', 26).join('\n')}
   METRICS_HOST, METRICS_PORT worker: where /metrics and /healthz are served (127.0.0.1, 9464; off)`;
 
 function print(line: string): void {
@@ -35,8 +33,8 @@ function version(): string {
 }
 
 function wholeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1.');
+  const n = parseNumber(value);
+  if (n === undefined) throw new InvalidArgumentError(`expected ${describeNumberRule()}.`);
   return n;
 }
 
@@ -156,7 +154,7 @@ function program(): Command {
   p.command('worker')
     .description('the upload worker: stores queued uploads until SIGINT/SIGTERM (graceful)')
     .option('--once', 'store what is due now, then exit')
-    .addOption(new Option('--concurrency <n>', 'uploads at once (default WORKER_CONCURRENCY or 4)').argParser(wholeNumber))
+    .addOption(new Option('--concurrency <n>', `uploads at once (default WORKER_CONCURRENCY or ${WORKER_DEFAULTS.concurrency})`).argParser(wholeNumber))
     .option('--worker-id <id>', 'name recorded on claimed jobs (default HOSTNAME-PID)')
     .addOption(new Option('--budget <seconds>', 'like --once, returning within this time with every claimed job completed or back in the queue').argParser(wholeNumber).implies({ once: true }))
     .action((o: { once?: boolean; concurrency?: number; workerId?: string; budget?: number }) => {

@@ -47,8 +47,10 @@ interface PgError {
 
 /**
  * `neotoma-ops demo`: a guided tour on the embedded database (or DATABASE_URL) in well under a minute.
- * Time is compressed by backdating rows, never by waiting. Ends with `status` and a check that every
- * metric the tour should have moved is non-zero; throws when one is not.
+ * It uses only what a client or an operator uses (the SQL functions and the documented settings), never a
+ * write to the queue's or the runs' columns: a backoff is cut short with retry_upload_job_now(), a hung run
+ * gets a one-second timeout. Ends with `status` and a check that every metric the tour should have moved is
+ * non-zero; throws when one is not.
  */
 export interface DemoOptions {
   /** The database is DATABASE_URL's, not the embedded one neotoma-ops created. */
@@ -88,7 +90,7 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
         [jobId],
       )
     ).rows[0]!;
-  const makeDue = (jobId: string) => pool.query(`UPDATE public.upload_queue SET next_retry_at = now() - interval '1 second' WHERE id = $1`, [jobId]);
+  const retryNow = (jobId: string) => pool.query('SELECT public.retry_upload_job_now($1)', [jobId]);
   const ingest = (bytes: Buffer, name: string): Promise<IngestResult> =>
     ingestSource(pool, { userId: user, content: bytes, mimeType: 'application/octet-stream', filename: name }, { storage, uploadTimeoutMs: 2000 });
   const refused = async (what: () => Promise<unknown>): Promise<PgError> => {
@@ -138,15 +140,15 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     );
     print(`   backoff: ${delays.rows.map((r) => `retry ${r.n} after ${r.base}`).join(', ')} (+0-10 % jitter)`);
 
-    step(6, 'Retry 1 fails: storage is still down', '30 seconds pass (the demo backdates next_retry_at instead of waiting); the worker retries.');
-    await makeDue(queued.jobId);
+    step(6, 'Retry 1 fails: storage is still down', 'Instead of waiting 30 s, the demo asks for the retry now (retry_upload_job_now(), as an operator may); the worker retries.');
+    await retryNow(queued.jobId);
     await drainOnce();
     j = await job(queued.jobId);
     print(`   job ${j.status}, retries so far ${j.retry_count}, retry 2 due in ${j.due_in}; last error: ${j.error_message}`);
 
-    step(7, 'Storage is back: retry 2 stores the object', 'A minute passes (backdated); the worker stores the bytes and the queue forgets them.');
+    step(7, 'Storage is back: retry 2 stores the object', 'Retry 2 is asked for now instead of in a minute; the worker stores the bytes and the queue forgets them.');
     storage.mode = 'up';
-    await makeDue(queued.jobId);
+    await retryNow(queued.jobId);
     await drainOnce();
     j = await job(queued.jobId);
     const stored = await readFile(storage.inner.pathOf('sources', `${user}/${queued.contentHash}`));
@@ -158,7 +160,7 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     storage.mode = 'forbidden';
     const refusedUpload = await ingest(file(5 * KiB, 'contract.docx'), 'contract.docx');
     if (refusedUpload.status !== 'pending_retry') throw new Error(`expected pending_retry, got ${refusedUpload.status}`);
-    await makeDue(refusedUpload.jobId);
+    await retryNow(refusedUpload.jobId);
     await drainOnce();
     j = await job(refusedUpload.jobId);
     print(`   job ${refusedUpload.jobId} ${j.status} after ${j.retry_count} retry; bytes kept: ${j.has_bytes}; error: ${j.error_message}`);
@@ -169,12 +171,10 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     const waiting = await ingest(file(2 * KiB, 'todo.txt'), 'todo.txt');
     const held = await ingest(file(2 * KiB, 'draft.md'), 'draft.md');
     if (waiting.status !== 'pending_retry' || held.status !== 'pending_retry') throw new Error('expected both uploads queued');
-    await pool.query(`UPDATE public.upload_queue SET next_retry_at = now() - interval '90 seconds' WHERE id = ANY($1)`, [
-      [waiting.jobId, held.jobId],
-    ]);
-    // claims serve the oldest due job first, so `held` (due earlier) is the one taken
-    await pool.query(`UPDATE public.upload_queue SET next_retry_at = now() - interval '100 seconds' WHERE id = $1`, [held.jobId]);
+    // `held` alone is due when a worker claims: it is the one taken; then `waiting` is due too
+    await retryNow(held.jobId);
     await pool.query(`SELECT * FROM public.claim_upload_jobs('demo-busy-worker', 1, interval '5 minutes')`);
+    await retryNow(waiting.jobId);
     print(`   queued and due: ${waiting.jobId}; in progress: ${held.jobId}`);
 
     step(10, 'An interpretation with heartbeats', 'withHeartbeat() marks the run running, heartbeats while the work runs, then completes it.');
@@ -184,14 +184,9 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     const done = await withHeartbeat(pool, run1, async () => ({ observationsCreated: 3 }), { intervalMs: 200 });
     print(`   run ${run1} ${done.status} with ${done.observationsCreated} observations`);
 
-    step(11, 'An interpretation that hangs', 'Its worker dies after starting it; 15 minutes pass (backdated); the sweep pg_cron runs every 5 minutes fails it.');
+    step(11, 'An interpretation that hangs', 'Its worker dies after starting it. Rather than wait out the run timeout, the demo starts it under the shortest one an operator may set (1 s); then the sweep pg_cron runs every 5 minutes fails it.');
     const run2 = (await pool.query<{ id: string }>(runSql, [user, first.sourceId])).rows[0]!.id;
-    await pool.query('SELECT public.start_interpretation_run($1)', [run2]);
-    await pool.query(
-      `UPDATE public.interpretation_runs SET heartbeat_at = now() - interval '15 minutes', timeout_at = now() - interval '5 minutes'
-        WHERE id = $1`,
-      [run2],
-    );
+    await waitUntil(pool, await startWithShortTimeout(pool, run2));
     const swept = await pool.query<{ n: number }>('SELECT public.cleanup_stale_interpretations() AS n');
     const r2 = await pool.query<{ status: string; error_message: string }>('SELECT status, error_message FROM public.interpretation_runs WHERE id = $1', [run2]);
     print(`   sweep failed ${swept.rows[0]?.n} run(s): run ${run2} is ${r2.rows[0]?.status}, "${r2.rows[0]?.error_message}"`);
@@ -245,6 +240,46 @@ export async function runDemo(databaseUrl: string, print: Print = (l) => console
     }
     await pool.end();
   }
+}
+
+/**
+ * Starts the run under the shortest run timeout an operator may set (neotoma_ops.interpretation_settings.run_timeout,
+ * 1 second), restored in the same transaction: no other run ever sees it. Returns the run's deadline.
+ */
+async function startWithShortTimeout(pool: ReturnType<typeof createPool>, runId: string): Promise<Date> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    const { rows } = await c.query<{ run_timeout: string }>(
+      'SELECT run_timeout::text FROM neotoma_ops.interpretation_settings WHERE singleton FOR UPDATE',
+    );
+    const configured = rows[0]?.run_timeout;
+    if (configured === undefined) {
+      throw new OperationalError(
+        'neotoma_ops.interpretation_settings has no row, so every run gets the built-in 10-minute timeout: put it back with ' +
+          '"INSERT INTO neotoma_ops.interpretation_settings DEFAULT VALUES" and run the demo again.',
+      );
+    }
+    await c.query(`UPDATE neotoma_ops.interpretation_settings SET run_timeout = interval '1 second' WHERE singleton`);
+    const started = await c.query<{ timeout_at: Date }>('SELECT public.start_interpretation_run($1) AS timeout_at', [runId]);
+    await c.query('UPDATE neotoma_ops.interpretation_settings SET run_timeout = $1::interval WHERE singleton', [configured]);
+    await c.query('COMMIT');
+    return started.rows[0]!.timeout_at;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    c.release();
+  }
+}
+
+/** Resolves once the database's clock has passed `moment` (its clock, not this machine's, decides staleness). */
+async function waitUntil(pool: ReturnType<typeof createPool>, moment: Date): Promise<void> {
+  const { rows } = await pool.query<{ ms: number }>(
+    'SELECT greatest(0, ceil(extract(epoch FROM $1::timestamptz - clock_timestamp()) * 1000))::int AS ms',
+    [moment],
+  );
+  await new Promise((resolve) => setTimeout(resolve, (rows[0]?.ms ?? 0) + 10));
 }
 
 /** Everything the demo wrote for its user, in one transaction (runs first: the foreign key has no cascade). */

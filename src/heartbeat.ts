@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { errorCode, isConnectionLost } from './db/errors.js';
+import { errorCode } from './db/errors.js';
+import { untilAnswered } from './db/retry.js';
 
 /** Anything that runs a parameterised query: a pg.Pool, a pg.Client or a checked-out pool client. */
 export interface Queryable {
@@ -43,14 +44,13 @@ export class InterpretationRunInactiveError extends Error {
   }
 }
 
-/** How long the final calls of a run (start, complete, fail) are retried while the connection is lost. */
+/** How long the final calls of a run (start, complete, fail) are retried while the database gives no answer. */
 const FINAL_CALL_RETRY_MS = 30_000;
 
 /**
- * Runs one of the run's lifecycle calls, retrying it while the connection is lost (a database restart or a
- * failover), for at most `FINAL_CALL_RETRY_MS` and never past the run's timeout. Every lifecycle function is
- * guarded in SQL, so running a call twice is harmless. Reports whether an attempt was lost (it may have run).
- * A broken client ("not queryable") is not retried: `db` may be a single client, and only a pool reconnects.
+ * Runs one of the run's lifecycle calls until the database answers it (a restart or a failover in between), for
+ * at most `FINAL_CALL_RETRY_MS` and never past the run's timeout. Every lifecycle function is guarded in SQL, so
+ * running a call twice is harmless. Reports whether an attempt went unanswered (it may have run).
  */
 async function lifecycleCall<R extends pg.QueryResultRow>(
   db: Queryable,
@@ -58,19 +58,8 @@ async function lifecycleCall<R extends pg.QueryResultRow>(
   values: unknown[],
   windowMs: number,
 ): Promise<{ result: pg.QueryResult<R>; lostAttempt: boolean }> {
-  const deadline = Date.now() + Math.min(FINAL_CALL_RETRY_MS, windowMs);
-  let lostAttempt = false;
-  let pause = 100;
-  for (;;) {
-    try {
-      return { result: await db.query<R>(text, values), lostAttempt };
-    } catch (err) {
-      if (!isConnectionLost(err) || Date.now() + pause > deadline) throw err;
-      lostAttempt = true;
-      await new Promise((resolve) => setTimeout(resolve, pause));
-      pause = Math.min(pause * 2, 2000);
-    }
-  }
+  const answered = await untilAnswered(() => db.query<R>(text, values), Date.now() + Math.min(FINAL_CALL_RETRY_MS, windowMs));
+  return { result: answered.value, lostAttempt: answered.unanswered };
 }
 
 /** SQLSTATEs of heartbeat/start meaning "this run is finished or gone": stop, do not retry. */
@@ -104,7 +93,7 @@ export function defaultHeartbeatIntervalMs(timeoutMs: number): number {
  * returned promise rejects with that error. A completion that arrives after the sweep also changes nothing
  * (the database guards every status change) and rejects the same way.
  *
- * The start, complete and fail calls are retried while the connection is lost (database restart, failover; at
+ * The start, complete and fail calls are retried while the database gives no answer (restart, failover; at
  * most 30 s and never past the run's timeout), so a short outage does not turn finished work into a timeout;
  * a completion whose answer was lost is recognised by reading the run back.
  */

@@ -15,5 +15,5 @@ export { ingestSource, type IngestInput, type IngestOptions, type IngestResult, 
 export * from './storage/index.js';
 export { UploadWorker, UPLOAD_QUEUE_CHANNEL, type WorkerOptions, type WorkerStats } from './worker/worker.js';
 export { drainUploadQueue, type DrainOptions, type DrainSummary } from './worker/drain.js';
-export { workerSettingsFromEnv } from './worker/config.js';
+export { WORKER_DEFAULTS, workerSettingsFromEnv, type WorkerSettings } from './worker/config.js';
 export { runWorker, type RunWorkerOptions } from './worker/command.js';

@@ -7,6 +7,7 @@ import { ensurePostgresPackages, LocalCluster } from './db/cluster.js';
 import { createLog, type Log } from './log.js';
 import { migrateUp } from './migrate.js';
 import { neotomaHome } from './paths.js';
+import { onStopSignals } from './signals.js';
 import { runWorker } from './worker/command.js';
 
 export interface Database {
@@ -145,29 +146,6 @@ export async function describeDatabase(url: string): Promise<string> {
   }
 }
 
-const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-/**
- * Resolves on the first SIGINT, SIGTERM or SIGHUP, keeping the process alive until then. A later one calls
- * `urgent` (which must not wait on the event loop) and ends the process at once.
- */
-export function untilSignal(urgent: (sig: NodeJS.Signals) => void = () => undefined): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    let seen = false;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (seen) {
-        urgent(sig);
-        process.exit(130);
-      }
-      seen = true;
-      clearInterval(keepAlive);
-      resolve(sig);
-    };
-    for (const s of STOP_SIGNALS) process.on(s, onSignal);
-  });
-}
-
 /**
  * `neotoma-ops start`: database up, migrations applied, then the upload worker (STORAGE_BACKEND, fs by default)
  * until SIGINT/SIGTERM: graceful worker shutdown, then the embedded cluster is stopped.
@@ -180,7 +158,7 @@ export async function start(log: Log = createLog()): Promise<void> {
     if (db.cluster && db.startedHere) db.cluster.stopSync();
   };
   // listening before anything is announced: a Ctrl-C sent the moment "running" appears must find its handler
-  const signal = untilSignal(stopNow).then((sig) => log(`${sig} received, stopping`));
+  const signal = onStopSignals({ urgent: stopNow, keepAlive: true, onFirst: (sig) => log(`${sig} received, stopping`) }).received;
   try {
     const result = await migrateUp(db.url, { log });
     log(`migrations: ${result.migrations.length} newly applied, ${result.sqlFiles.length} SQL files (re)applied`);

@@ -3,9 +3,11 @@
 import type pg from 'pg';
 import { createPool, describeTarget } from '../db/connect.js';
 import type { Fields, Level, Log } from '../log.js';
+import { numberFromEnv } from '../parse-number.js';
 import { SupabaseStorage } from '../storage/supabase.js';
 import { supabaseKeysFromEnv } from '../storage/supabase-keys.js';
 import type { StorageAdapter } from '../storage/types.js';
+import { WORKER_DEFAULTS } from '../worker/config.js';
 import { drainUploadQueue, type DrainSummary } from '../worker/drain.js';
 
 /**
@@ -71,7 +73,7 @@ function warningsOnly(): Log {
 }
 
 export function createUploadQueueProcessor(config: UploadQueueProcessorConfig): UploadQueueProcessor {
-  const concurrency = config.concurrency ?? 4;
+  const concurrency = config.concurrency ?? WORKER_DEFAULTS.concurrency;
   const log = config.log ?? warningsOnly();
   let pool: pg.Pool | undefined;
 
@@ -119,14 +121,6 @@ export function createUploadQueueProcessor(config: UploadQueueProcessorConfig): 
   };
 }
 
-function whole(env: Record<string, string | undefined>, name: string, fallback: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1, got "${raw}".`);
-  return n;
-}
-
 /** The database the function uses: NEOTOMA_DATABASE_URL when set, else SUPABASE_DB_URL (which Supabase provides). */
 function databaseFromEnv(env: Record<string, string | undefined>): { url: string; setting: string } {
   for (const setting of ['NEOTOMA_DATABASE_URL', 'SUPABASE_DB_URL']) {
@@ -167,9 +161,9 @@ export function uploadQueueProcessorFromEnv(env: Record<string, string | undefin
       databaseSetting: database.setting,
       acceptedKeys: keys.accepted,
       storage: new SupabaseStorage({ url, key: keys.own }),
-      budgetMs: whole(env, 'UPLOAD_PROCESSOR_BUDGET_SECONDS', DEFAULT_BUDGET_SECONDS) * 1000,
-      concurrency: whole(env, 'UPLOAD_PROCESSOR_CONCURRENCY', 4),
-      leaseSeconds: whole(env, 'UPLOAD_PROCESSOR_LEASE_SECONDS', DEFAULT_LEASE_SECONDS),
+      budgetMs: numberFromEnv(env, 'UPLOAD_PROCESSOR_BUDGET_SECONDS', DEFAULT_BUDGET_SECONDS) * 1000,
+      concurrency: numberFromEnv(env, 'UPLOAD_PROCESSOR_CONCURRENCY', WORKER_DEFAULTS.concurrency),
+      leaseSeconds: numberFromEnv(env, 'UPLOAD_PROCESSOR_LEASE_SECONDS', DEFAULT_LEASE_SECONDS),
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { OperationalError } from '../errors.js';
 import { neotomaHome } from '../paths.js';
-import { faultyStorageFromEnv } from './faulty.js';
 import { FsStorage } from './fs.js';
+import { loadStorageModule } from './module.js';
 import { S3Storage } from './s3.js';
 import { SupabaseStorage } from './supabase.js';
 import { supabaseKeysFromEnv } from './supabase-keys.js';
@@ -15,11 +15,8 @@ export { isRetryable, isRetryableStatus, toStorageError } from './classify.js';
 export { SUPABASE_STORAGE_ERRORS, supabaseStorageError } from './supabase-errors.js';
 export { supabaseKeysFromEnv, type SupabaseKeys } from './supabase-keys.js';
 export { StorageError, type PutRequest, type StorageAdapter } from './types.js';
-// The fault-injecting test backend (./faulty.ts) is deliberately not exported: it is not library API. Worker
-// processes under test reach it through createStorageFromEnv (STORAGE_BACKEND=faulty), tests import it from
-// its own module; a separate "./testing" entry point would only publish it.
 
-export type StorageBackend = 'fs' | 's3' | 'supabase';
+export type StorageBackend = 'fs' | 's3' | 'supabase' | 'module';
 type Env = Record<string, string | undefined>;
 
 function required(env: Env, name: string, backend: StorageBackend): string {
@@ -44,11 +41,11 @@ export function defaultFsRoot(): string {
 /**
  * The storage adapter the environment asks for:
  * STORAGE_BACKEND=fs (default; STORAGE_FS_ROOT), s3 (S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID,
- * S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE) or supabase (SUPABASE_URL, and SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY).
- * `faulty` is a TEST backend (fault injection around another backend, STORAGE_FAULTS JSON; refused when
- * NODE_ENV=production): see src/storage/faulty.ts and docs/reliability.md.
+ * S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE), supabase (SUPABASE_URL, and SUPABASE_SECRET_KEY or
+ * SUPABASE_SERVICE_ROLE_KEY) or module (STORAGE_MODULE: your own adapter, see loadStorageModule). Asynchronous
+ * because a module adapter is loaded.
  */
-export function createStorageFromEnv(env: Env = process.env): StorageAdapter {
+export async function createStorageFromEnv(env: Env = process.env): Promise<StorageAdapter> {
   const backend = (env.STORAGE_BACKEND?.trim() || 'fs').toLowerCase();
   switch (backend) {
     case 'fs':
@@ -71,11 +68,9 @@ export function createStorageFromEnv(env: Env = process.env): StorageAdapter {
     }
     case 'supabase':
       return new SupabaseStorage({ url: required(env, 'SUPABASE_URL', 'supabase'), key: supabaseKeysFromEnv(env).own });
-    case 'faulty':
-      return faultyStorageFromEnv(env, { root: env.STORAGE_FS_ROOT?.trim() || defaultFsRoot() }, (inner) =>
-        createStorageFromEnv({ ...env, STORAGE_BACKEND: inner }),
-      );
+    case 'module':
+      return loadStorageModule(env);
     default:
-      throw new OperationalError(`STORAGE_BACKEND must be fs, s3 or supabase, got "${env.STORAGE_BACKEND}".`);
+      throw new OperationalError(`STORAGE_BACKEND must be fs, s3, supabase or module, got "${env.STORAGE_BACKEND}".`);
   }
 }

@@ -1,40 +1,47 @@
-import { OperationalError } from '../errors.js';
+import { numberFromEnv, type NumberRule } from '../parse-number.js';
 import type { WorkerOptions } from './worker.js';
-
-type Env = Record<string, string | undefined>;
-
-function numberFrom(env: Env, name: string, fallback: number, min: number, integer = true): number {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new OperationalError(`${name} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, got "${raw}".`);
-  }
-  return n;
-}
 
 export type WorkerSettings = Required<
   Pick<WorkerOptions, 'concurrency' | 'pollIntervalMs' | 'leaseSeconds' | 'uploadTimeoutMs' | 'shutdownGraceMs'>
 >;
 
-/**
- * Worker settings from the environment: WORKER_CONCURRENCY (4), WORKER_POLL_INTERVAL_MS (5000),
- * WORKER_LEASE_SECONDS (300), UPLOAD_TIMEOUT_MS (120000), SHUTDOWN_GRACE_MS (10000).
- */
-export function workerSettingsFromEnv(env: Env = process.env): WorkerSettings {
-  return {
-    concurrency: numberFrom(env, 'WORKER_CONCURRENCY', 4, 1),
-    pollIntervalMs: numberFrom(env, 'WORKER_POLL_INTERVAL_MS', 5000, 10),
-    leaseSeconds: numberFrom(env, 'WORKER_LEASE_SECONDS', 300, 0.5, false),
-    uploadTimeoutMs: numberFrom(env, 'UPLOAD_TIMEOUT_MS', 120_000, 100),
-    shutdownGraceMs: numberFrom(env, 'SHUTDOWN_GRACE_MS', 10_000, 0),
-  };
+interface SettingSpec {
+  variable: string;
+  fallback: number;
+  rule: NumberRule;
+  /** What it means, for `--help`. */
+  meaning: string;
 }
 
-/** Parses a positive whole number given on the command line. */
-export function positiveInteger(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new OperationalError(`${flag} must be a whole number of at least 1, got "${value}".`);
-  return n;
+/** Each worker setting: its environment variable, default, accepted values and meaning. The one place of each. */
+const WORKER_SETTINGS: Record<keyof WorkerSettings, SettingSpec> = {
+  pollIntervalMs: { variable: 'WORKER_POLL_INTERVAL_MS', fallback: 5000, rule: { min: 10 }, meaning: 'claim at least this often' },
+  concurrency: { variable: 'WORKER_CONCURRENCY', fallback: 4, rule: { min: 1 }, meaning: 'uploads at once' },
+  leaseSeconds: {
+    variable: 'WORKER_LEASE_SECONDS', fallback: 300, rule: { min: 0.5, whole: false }, meaning: 'lease per claim, extended while uploading',
+  },
+  uploadTimeoutMs: { variable: 'UPLOAD_TIMEOUT_MS', fallback: 120_000, rule: { min: 100 }, meaning: 'time allowed for one upload' },
+  shutdownGraceMs: { variable: 'SHUTDOWN_GRACE_MS', fallback: 10_000, rule: { min: 0 }, meaning: 'time in-flight uploads get on SIGTERM' },
+};
+
+const KEYS = Object.keys(WORKER_SETTINGS) as (keyof WorkerSettings)[];
+
+/** What the worker uses for each setting nobody set. */
+export const WORKER_DEFAULTS: Readonly<WorkerSettings> = Object.freeze(
+  Object.fromEntries(KEYS.map((k) => [k, WORKER_SETTINGS[k].fallback])) as WorkerSettings,
+);
+
+/** Worker settings from the environment (WORKER_CONCURRENCY, WORKER_POLL_INTERVAL_MS, WORKER_LEASE_SECONDS, …). */
+export function workerSettingsFromEnv(env: Record<string, string | undefined> = process.env): WorkerSettings {
+  return Object.fromEntries(
+    KEYS.map((k) => [k, numberFromEnv(env, WORKER_SETTINGS[k].variable, WORKER_SETTINGS[k].fallback, WORKER_SETTINGS[k].rule)]),
+  ) as WorkerSettings;
+}
+
+/** The `--help` lines of the worker's variables: name, meaning, default. */
+export function workerSettingsHelp(indent: string, width: number): string[] {
+  return KEYS.map((k) => {
+    const s = WORKER_SETTINGS[k];
+    return `${indent}${s.variable.padEnd(width)} worker: ${s.meaning} (default ${s.fallback})`;
+  });
 }

@@ -11,13 +11,13 @@ export interface DrainOptions {
   workerId?: string;
   /** Return within this many ms (default: no budget, drain until nothing is due). */
   budgetMs?: number;
-  /** Uploads at once, also the claim batch size (default 4). */
+  /** Uploads at once, also the claim batch size. Defaults of this and the next settings: WORKER_DEFAULTS. */
   concurrency?: number;
-  /** Lease per claim and extension (default 300 s). */
+  /** Lease per claim and extension (s). */
   leaseSeconds?: number;
-  /** Time allowed for one upload (default 120 s; at most a third of the budget). */
+  /** Time allowed for one upload (ms; at most a third of the budget). */
   uploadTimeoutMs?: number;
-  /** Without a budget: on stop, time in-flight uploads get before they go back to the queue (default 10 s). */
+  /** Without a budget: on stop, time in-flight uploads get before they go back to the queue (ms). */
   shutdownGraceMs?: number;
   completionBatchSize?: number;
   /** Ends the drain early (in-flight uploads finish within the grace period or go back to the queue). */

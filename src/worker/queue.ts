@@ -2,7 +2,8 @@ import type pg from 'pg';
 
 /**
  * A job handed out by `claim_upload_jobs_with_content`; every later call presents its `lease_token`. `content` holds
- * the queued bytes when they came with the claim (small payloads), else null: read them with `content*()`.
+ * the queued bytes when they came with the claim (small payloads, by the function's own limits), else null: read
+ * them with `content*()`.
  */
 export interface ClaimedJob {
   job_id: string;
@@ -18,10 +19,6 @@ export interface ClaimedJob {
   locked_until: Date;
   content: Buffer | null;
 }
-
-/** Payloads up to this size come back with the claim, up to `INLINE_TOTAL_BYTES` per claim. */
-export const INLINE_MAX_BYTES = 1 << 20;
-export const INLINE_TOTAL_BYTES = 16 << 20;
 
 type Db = pg.Pool | pg.ClientBase;
 
@@ -40,8 +37,8 @@ export const queue = {
     const { rows } = await db.query<ClaimedJob>({
       text: `SELECT job_id, lease_token, source_id, user_id, bucket, storage_path, content_hash, byte_size, mime_type,
                     retry_count, locked_until, content
-               FROM public.claim_upload_jobs_with_content($1, $2, $3::interval, $4, $5)`,
-      values: [workerId, limit, interval(leaseSeconds), INLINE_MAX_BYTES, INLINE_TOTAL_BYTES],
+               FROM public.claim_upload_jobs_with_content($1, $2, $3::interval)`,
+      values: [workerId, limit, interval(leaseSeconds)],
     });
     return rows;
   },
@@ -84,11 +81,6 @@ export const queue = {
       interval(leaseSeconds),
     ]);
     return rows[0]?.until ?? null;
-  },
-
-  async complete(db: Db, jobId: string, token: string, storageUrl: string | null): Promise<boolean> {
-    const { rows } = await db.query<{ ok: boolean }>('SELECT public.complete_upload_job($1, $2, $3) AS ok', [jobId, token, storageUrl]);
-    return rows[0]?.ok === true;
   },
 
   /** Completes several jobs in one transaction, each fenced by its own token; one flag per job, in order. */

@@ -1,14 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
+import { Backoff, sleep } from '../db/backoff.js';
 import { connect, createPool } from '../db/connect.js';
 import { isFinalDatabaseAnswer } from '../db/errors.js';
+import { untilAnswered } from '../db/retry.js';
 import { OperationalError } from '../errors.js';
 import type { Fields, Level, Log } from '../log.js';
 import { toStorageError } from '../storage/classify.js';
 import { StorageError, type StorageAdapter } from '../storage/types.js';
-import { Backoff, sleep } from './backoff.js';
 import { CompletionBatcher } from './completions.js';
+import { WORKER_DEFAULTS } from './config.js';
 import { queue, type ClaimedJob } from './queue.js';
 
 export const UPLOAD_QUEUE_CHANNEL = 'upload_queue';
@@ -24,20 +26,20 @@ export interface WorkerOptions {
   storage: StorageAdapter;
   /** Recorded as `locked_by` on claimed jobs (default `{hostname}-{pid}`). */
   workerId?: string;
-  /** Uploads running at once; also the claim batch size (default 4). */
+  /** Uploads running at once; also the claim batch size. Defaults of this and the next settings: WORKER_DEFAULTS. */
   concurrency?: number;
   /**
    * Most completions recorded in one call (default 64). Finished uploads whose completion is still being
    * recorded do not hold a slot; claiming pauses while this many of them wait.
    */
   completionBatchSize?: number;
-  /** Claim this often even without a notification (default 5000 ms). */
+  /** Claim this often even without a notification (ms). */
   pollIntervalMs?: number;
-  /** Lease taken per claim and per extension (default 300 s); extended every third of it while uploading. */
+  /** Lease taken per claim and per extension (s); extended every third of it while uploading. */
   leaseSeconds?: number;
-  /** Time allowed for one upload (default 120 s). */
+  /** Time allowed for one upload (ms). */
   uploadTimeoutMs?: number;
-  /** On stop, time in-flight uploads get to finish before they are failed back to the queue (default 10 s). */
+  /** On stop, time in-flight uploads get to finish before they are failed back to the queue (ms). */
   shutdownGraceMs?: number;
   /** Drain what is due now, then return (no LISTEN). */
   once?: boolean;
@@ -190,12 +192,12 @@ export class UploadWorker {
     }
     this.budgetMs = options.budgetMs;
     this.workerId = options.workerId ?? `${os.hostname()}-${process.pid}`;
-    this.concurrency = options.concurrency ?? 4;
-    this.pollIntervalMs = options.pollIntervalMs ?? 5000;
-    this.leaseSeconds = options.leaseSeconds ?? 300;
-    const uploadTimeoutMs = options.uploadTimeoutMs ?? 120_000;
+    this.concurrency = options.concurrency ?? WORKER_DEFAULTS.concurrency;
+    this.pollIntervalMs = options.pollIntervalMs ?? WORKER_DEFAULTS.pollIntervalMs;
+    this.leaseSeconds = options.leaseSeconds ?? WORKER_DEFAULTS.leaseSeconds;
+    const uploadTimeoutMs = options.uploadTimeoutMs ?? WORKER_DEFAULTS.uploadTimeoutMs;
     this.uploadTimeoutMs = this.budgetMs === undefined ? uploadTimeoutMs : Math.min(uploadTimeoutMs, Math.floor(this.budgetMs / 3));
-    this.shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+    this.shutdownGraceMs = options.shutdownGraceMs ?? WORKER_DEFAULTS.shutdownGraceMs;
     this.log = options.log ?? ((line) => console.log(line));
     this.onOutcome = options.onOutcome;
     this.databaseSetting = options.databaseSetting ?? 'DATABASE_URL';
@@ -541,20 +543,17 @@ export class UploadWorker {
   }
 
   /**
-   * Runs a queue call, retrying while the database is unreachable (bounded), so a short outage does not turn a
-   * finished upload into a retry. A stale token is an answer (false/null), not an error.
+   * Runs a queue call until the database answers it (for at least 10 s or a lease, never past the budget), so a
+   * short outage does not turn a finished upload into a retry. A stale token is an answer (false/null), not an
+   * error; the calls are fenced by it, so repeating one is harmless.
    */
   private async report<T>(what: string, call: () => Promise<T>): Promise<T> {
     const deadline = Math.min(Date.now() + Math.max(10_000, this.leaseSeconds * 1000), this.deadline ?? Infinity);
-    const backoff = new Backoff(200, 5000);
-    for (;;) {
-      try {
-        return await call();
-      } catch (err) {
-        if (isFinalDatabaseAnswer(err)) throw err;
-        if (Date.now() >= deadline) throw new Error(`${what}: database unavailable: ${describe(err)}`, { cause: err });
-        await sleep(backoff.next());
-      }
+    try {
+      return (await untilAnswered(call, deadline)).value;
+    } catch (err) {
+      if (isFinalDatabaseAnswer(err)) throw err;
+      throw new Error(`${what}: database unavailable: ${describe(err)}`, { cause: err });
     }
   }
 

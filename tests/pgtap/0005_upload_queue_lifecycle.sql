@@ -3,7 +3,7 @@
 -- failure, requeue, fencing of stale leases, and process_upload_queue() (rescue, prune, due, idempotence).
 -- Time is moved by backdating next_retry_at / locked_until; now() is fixed for the whole transaction.
 BEGIN;
-SELECT plan(116);
+SELECT plan(130);
 
 CREATE TEMP TABLE t_jobs (name text PRIMARY KEY, source_id uuid, job_id uuid, token uuid);
 CREATE TEMP TABLE t_counters_before AS SELECT * FROM neotoma_ops.upload_queue_counter_totals();
@@ -244,6 +244,47 @@ SELECT is(public.enqueue_upload(pg_temp.src('gamma'), 'gamma'::bytea), pg_temp.j
 SELECT results_eq(format('SELECT status, retry_count FROM public.upload_queue WHERE id = %L', pg_temp.job('gamma')),
   $$VALUES ('pending'::text, 0)$$, '... pending with the count restarted');
 SELECT ok(pg_temp.due_in('gamma') BETWEEN interval '30 seconds' AND interval '33 seconds', '... retry 1 due in 30 s');
+
+-- ---------------------------------------------------------------------------------------------- retry now
+CREATE FUNCTION pg_temp.hint_of(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE v_hint text;
+BEGIN
+  EXECUTE p_sql;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS v_hint = PG_EXCEPTION_HINT;
+  RETURN v_hint;
+END $$;
+SELECT throws_ok($$SELECT public.retry_upload_job_now(NULL)$$, '22023', 'retry_upload_job_now: p_job_id must not be NULL',
+  'retry now without a job id is refused with 22023');
+SELECT throws_ok($$SELECT public.retry_upload_job_now('99999999-9999-9999-9999-999999999999')$$, 'P0002',
+  'upload job 99999999-9999-9999-9999-999999999999 does not exist', 'retry now of an unknown job is refused with P0002');
+SELECT throws_ok(format('SELECT public.retry_upload_job_now(%L)', pg_temp.job('alpha')), '55000',
+  format('upload job %s is completed, not pending; nothing changed', pg_temp.job('alpha')),
+  'retry now of a completed job is refused with 55000');
+SELECT pg_temp.source('delta') IS NOT NULL AND pg_temp.enqueue('delta') IS NOT NULL AS created \gset
+SELECT is(public.retry_upload_job_now(pg_temp.job('delta')), pg_temp.job('delta'), 'retry now of a pending job returns its id');
+SELECT results_eq(format('SELECT status, retry_count, max_retries, next_retry_at FROM public.upload_queue WHERE id = %L', pg_temp.job('delta')),
+  $$VALUES ('pending'::text, 0, 5, now())$$, '... it is due now, still pending, with the same retry count and budget');
+UPDATE public.upload_queue SET next_retry_at = now() - interval '1 hour' WHERE id = pg_temp.job('delta');
+SELECT is(public.retry_upload_job_now(pg_temp.job('delta')), pg_temp.job('delta'), 'retry now of a job already due is accepted');
+SELECT is(pg_temp.due_in('delta'), interval '-1 hour', '... and keeps its place in line (its due time is never pushed back)');
+SELECT results_eq($$SELECT job_id, retry_count FROM public.claim_upload_jobs('worker-now', 10)$$,
+  $$VALUES (pg_temp.job('delta'), 0)$$, 'the next claim takes it as retry 1');
+UPDATE t_jobs SET token = (SELECT lease_token FROM public.upload_queue WHERE id = pg_temp.job('delta')) WHERE name = 'delta';
+SELECT throws_ok(format('SELECT public.retry_upload_job_now(%L)', pg_temp.job('delta')), '55000',
+  format('upload job %s is in_progress, not pending; nothing changed', pg_temp.job('delta')),
+  'retry now of a job in progress is refused with 55000');
+SELECT matches(pg_temp.hint_of(format('SELECT public.retry_upload_job_now(%L)', pg_temp.job('delta'))),
+  '^Worker worker-now is retrying it now .*process_upload_queue\(\)', '... its hint names the worker holding it');
+SELECT is(public.fail_upload_job(pg_temp.job('delta'), pg_temp.token('delta'), 'HTTP 403', false), true, 'delta fails for good');
+SELECT throws_ok(format('SELECT public.retry_upload_job_now(%L)', pg_temp.job('delta')), '55000',
+  format('upload job %s is failed, not pending; nothing changed', pg_temp.job('delta')),
+  'retry now of a failed job is refused with 55000');
+SELECT matches(pg_temp.hint_of(format('SELECT public.retry_upload_job_now(%L)', pg_temp.job('delta'))),
+  'requeue_upload_job\(job_id\)', '... its hint gives the requeue instead');
+SELECT results_eq(format('SELECT status, retry_count FROM public.upload_queue WHERE id = %L', pg_temp.job('delta')),
+  $$VALUES ('failed'::text, 1)$$, 'refused calls changed nothing');
 
 -- ------------------------------------------------------------- fencing: an expired lease and a late worker
 SELECT pg_temp.source('fenced') IS NOT NULL AND pg_temp.enqueue('fenced') IS NOT NULL AS created \gset

@@ -126,10 +126,10 @@ SELECT p.oid::regprocedure AS fn FROM pg_proc AS p
    'public.upload_job_content_range(uuid, uuid, bigint, integer)'::regprocedure,
    'public.extend_upload_lease(uuid, uuid, interval)'::regprocedure, 'public.complete_upload_job(uuid, uuid, text)'::regprocedure,
    'public.fail_upload_job(uuid, uuid, text, boolean)'::regprocedure, 'public.requeue_upload_job(uuid)'::regprocedure,
-   'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_counter_add(text, bigint)'::regprocedure,
+   'public.retry_upload_job_now(uuid)'::regprocedure, 'public.process_upload_queue()'::regprocedure, 'neotoma_ops.upload_queue_counter_add(text, bigint)'::regprocedure,
    'neotoma_ops.upload_queue_counter_totals()'::regprocedure,
    'neotoma_ops.upload_job_record_failure(uuid, text, boolean)'::regprocedure);
-SELECT is((SELECT count(*)::int FROM queue_functions), 13, 'all thirteen queue functions exist');
+SELECT is((SELECT count(*)::int FROM queue_functions), 14, 'all fourteen queue functions exist');
 SELECT is((SELECT array_agg(fn::text) FROM queue_functions
             WHERE has_function_privilege('authenticated', fn, 'EXECUTE') OR has_function_privilege('anon', fn, 'EXECUTE')),
   NULL, 'neither authenticated nor anon may execute any queue function');
@@ -183,13 +183,14 @@ BEGIN
   IF public.extend_upload_lease(v_job, v_token) IS NULL THEN RAISE EXCEPTION 'extend failed'; END IF;
   IF NOT public.fail_upload_job(v_job, v_token, 'HTTP 400', false) THEN RAISE EXCEPTION 'fail failed'; END IF;
   PERFORM public.requeue_upload_job(v_job);
+  PERFORM public.retry_upload_job_now(v_job);
   SELECT c.lease_token INTO v_token FROM public.claim_upload_jobs('svc', 1) AS c;
   IF NOT public.complete_upload_job(v_job, v_token) THEN RAISE EXCEPTION 'complete failed'; END IF;
   PERFORM public.process_upload_queue();
   PERFORM * FROM neotoma_ops.upload_queue_counter_totals();
   RESET ROLE;
 END
-$flow$ $$, 'service_role can enqueue, claim, read bytes and slices, extend, fail, requeue, complete and process');
+$flow$ $$, 'service_role can enqueue, claim, read bytes and slices, extend, fail, requeue, retry now, complete and process');
 SELECT is((SELECT status FROM public.upload_queue WHERE source_id = 'aaaaaaaa-0000-0000-0000-00000000000a'), 'completed',
   'the service-role flow completed the job');
 

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { errorCode, isBrokenClient, isConnectionLost, isFinalDatabaseAnswer } from '../../src/db/errors.js';
+import { mayAnswerOnRetry, untilAnswered } from '../../src/db/retry.js';
 
 /** An error as pg reports a server's ErrorResponse: a DatabaseError with its SQLSTATE in `code`. */
 function pgError(code: string, message = `server error ${code}`): pg.DatabaseError {
@@ -59,6 +60,44 @@ describe('isFinalDatabaseAnswer', () => {
 
   it('is false for lost connections, transient classes 08/57/53/40, broken clients and non-errors', () => {
     for (const e of [...lost, ...transient, ...brokenClient, ...notErrors]) expect(isFinalDatabaseAnswer(e), String(e)).toBe(false);
+  });
+});
+
+describe('mayAnswerOnRetry and untilAnswered', () => {
+  it('retries lost connections and transient answers, never a final answer or a broken client', () => {
+    for (const e of [...lost, ...transient]) expect(mayAnswerOnRetry(e), String(e)).toBe(true);
+    for (const e of [...answers, ...brokenClient]) expect(mayAnswerOnRetry(e), String(e)).toBe(false);
+  });
+
+  /** A call that fails with each of `errors` in turn, then answers `done`. */
+  function failing(errors: unknown[]): { call: () => Promise<string>; attempts: () => number } {
+    let n = 0;
+    return {
+      call: async () => {
+        const e = errors[n++];
+        if (e !== undefined) throw e;
+        return 'done';
+      },
+      attempts: () => n,
+    };
+  }
+
+  it('gets the answer after unanswered attempts and says one went unanswered', async () => {
+    const f = failing([socketError('ECONNREFUSED'), pgError('40P01', 'deadlock detected')]);
+    expect(await untilAnswered(f.call, Date.now() + 10_000)).toEqual({ value: 'done', unanswered: true });
+    expect(f.attempts()).toBe(3);
+    expect(await untilAnswered(failing([]).call, Date.now() + 10_000)).toEqual({ value: 'done', unanswered: false });
+  });
+
+  it('throws a final answer at once, and the last error once the next pause would pass the deadline', async () => {
+    const final = failing([pgError('23505', 'duplicate key value')]);
+    await expect(untilAnswered(final.call, Date.now() + 10_000)).rejects.toThrow('duplicate key value');
+    expect(final.attempts()).toBe(1);
+    const down = failing(Array.from({ length: 100 }, () => socketError('ECONNREFUSED')));
+    const t0 = Date.now();
+    await expect(untilAnswered(down.call, t0 + 300)).rejects.toThrow('ECONNREFUSED');
+    expect(Date.now() - t0).toBeLessThan(400);
+    expect(down.attempts()).toBeGreaterThan(1);
   });
 });
 

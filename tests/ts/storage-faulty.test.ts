@@ -4,12 +4,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationalError } from '../../src/errors.js';
-import { FaultyStorage, PartialWriteFsStorage, checkFaultSettings } from '../../src/storage/faulty.js';
 import { createStorageFromEnv } from '../../src/storage/index.js';
 import { StorageError, type PutRequest } from '../../src/storage/types.js';
+import { FaultyStorage, PartialWriteFsStorage, checkFaultSettings } from './helpers/faulty-storage.mjs';
 import { ScriptedStorage } from './helpers/scripted-storage.js';
+
+const FAULTY_MODULE = fileURLToPath(new URL('./helpers/faulty-storage.mjs', import.meta.url));
 
 let root: string;
 beforeAll(async () => {
@@ -159,21 +162,21 @@ describe('FaultyStorage: control file, log file, environment', () => {
     expect(lines[0]!.key).toBe(`sources/u1/${sha(Buffer.from('a'))}`);
   });
 
-  it('is selectable only with STORAGE_FAULTS, never with NODE_ENV=production, and checks its settings', () => {
-    const base = { STORAGE_BACKEND: 'faulty', STORAGE_FS_ROOT: path.join(root, 'env') };
-    expect(() => createStorageFromEnv(base)).toThrow(/test backend.*STORAGE_FAULTS/);
-    expect(() => createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"fs"}', NODE_ENV: 'production' })).toThrow(OperationalError);
-    expect(() => createStorageFromEnv({ ...base, STORAGE_FAULTS: 'not json' })).toThrow(/JSON/);
-    expect(() => createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"ftp"}' })).toThrow(/inner/);
-    expect(() => createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"error5xx":1.5}' })).toThrow(/error5xx/);
-    expect(() => createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"error5xx":0.6,"reset":0.6}' })).toThrow(/sum/);
-    expect(() => createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"latencyMs":[50,10]}' })).toThrow(/latencyMs/);
-    const s = createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"fs","latencyMs":[0,50],"error5xx":0.1,"partial":0.02}' });
+  it('worker processes load it through STORAGE_BACKEND=module, only with STORAGE_FAULTS and never with NODE_ENV=production', async () => {
+    const base = { STORAGE_BACKEND: 'module', STORAGE_MODULE: FAULTY_MODULE, STORAGE_FS_ROOT: path.join(root, 'env') };
+    await expect(createStorageFromEnv(base)).rejects.toThrow(/test double.*STORAGE_FAULTS/);
+    await expect(createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"fs"}', NODE_ENV: 'production' })).rejects.toThrow(OperationalError);
+    await expect(createStorageFromEnv({ ...base, STORAGE_FAULTS: 'not json' })).rejects.toThrow(/JSON/);
+    await expect(createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"ftp"}' })).rejects.toThrow(/inner/);
+    await expect(createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"error5xx":1.5}' })).rejects.toThrow(/error5xx/);
+    await expect(createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"error5xx":0.6,"reset":0.6}' })).rejects.toThrow(/sum/);
+    await expect(createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"latencyMs":[50,10]}' })).rejects.toThrow(/latencyMs/);
+    const s = await createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"fs","latencyMs":[0,50],"error5xx":0.1,"partial":0.02}' });
     expect(s).toBeInstanceOf(FaultyStorage);
     expect(s.backend).toBe('faulty(fs)');
     expect((s as FaultyStorage).inner).toBeInstanceOf(PartialWriteFsStorage);
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-    const s3 = createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"s3"}', S3_ENDPOINT: 'http://127.0.0.1:1' });
+    const s3 = await createStorageFromEnv({ ...base, STORAGE_FAULTS: '{"inner":"s3"}', S3_ENDPOINT: 'http://127.0.0.1:1' });
     expect(s3.backend).toBe('faulty(s3)');
     expect(checkFaultSettings({}).enabled).toBe(true);
   });

@@ -36,7 +36,7 @@ const env = (): Record<string, string> => ({
 
 describe('s3 storage adapter against a local S3-protocol server (s3rver on 127.0.0.1)', () => {
   it('PutObject stores identical bytes under {user_id}/{content_hash} in the bucket', async () => {
-    const storage = createStorageFromEnv(env()) as S3Storage;
+    const storage = (await createStorageFromEnv(env())) as S3Storage;
     const body = randomBytes(1_500_000);
     const key = `${user}/${sha(body)}`;
     await storage.put({ bucket: 'sources', key, body, contentType: 'application/pdf', contentHash: sha(body) });
@@ -49,12 +49,12 @@ describe('s3 storage adapter against a local S3-protocol server (s3rver on 127.0
 
   it('a missing bucket is not retryable; an unreachable endpoint is', async () => {
     const body = Buffer.from('x');
-    const missing = createStorageFromEnv({ ...env(), S3_BUCKET: 'no-such-bucket' });
+    const missing = await createStorageFromEnv({ ...env(), S3_BUCKET: 'no-such-bucket' });
     const err = await missing.put({ bucket: 'sources', key: `${user}/${sha(body)}`, body, contentType: 't', contentHash: sha(body) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
     expect((err as StorageError).status).toBe(404);
     expect((err as StorageError).retryable).toBe(false);
-    const down = createStorageFromEnv({ ...env(), S3_ENDPOINT: 'http://127.0.0.1:1' });
+    const down = await createStorageFromEnv({ ...env(), S3_ENDPOINT: 'http://127.0.0.1:1' });
     await expect(down.put({ bucket: 'sources', key: `${user}/${sha(body)}`, body, contentType: 't', contentHash: sha(body) })).rejects.toMatchObject({ retryable: true });
   });
 });

@@ -32,15 +32,15 @@ async function put(storage: SupabaseStorage, bucket: string, o = object()): Prom
 }
 
 describe('Supabase keys from the environment', () => {
-  it('prefers a secret key, accepts every configured key, and names the variables when there is none', () => {
+  it('prefers a secret key, accepts every configured key, and names the variables when there is none', async () => {
     expect(supabaseKeysFromEnv({ SUPABASE_SERVICE_ROLE_KEY: 'jwt' })).toEqual({ own: 'jwt', accepted: ['jwt'] });
     expect(supabaseKeysFromEnv({ SUPABASE_SERVICE_ROLE_KEY: 'jwt', SUPABASE_SECRET_KEYS: '{"other":"sb_secret_b","default":"sb_secret_a"}' }))
       .toEqual({ own: 'sb_secret_a', accepted: ['sb_secret_a', 'sb_secret_b', 'jwt'] });
     expect(supabaseKeysFromEnv({ SUPABASE_SECRET_KEY: 'sb_secret_c' })).toEqual({ own: 'sb_secret_c', accepted: ['sb_secret_c'] });
     expect(() => supabaseKeysFromEnv({})).toThrow(/set SUPABASE_SECRET_KEY \(sb_secret_…\) or SUPABASE_SERVICE_ROLE_KEY/);
     expect(() => supabaseKeysFromEnv({ SUPABASE_SECRET_KEYS: 'sb_secret_x' })).toThrow(/SUPABASE_SECRET_KEYS is not JSON/);
-    expect(() => createStorageFromEnv({ STORAGE_BACKEND: 'supabase', SUPABASE_SERVICE_ROLE_KEY: 'k' })).toThrow(/needs SUPABASE_URL/);
-    expect(() => createStorageFromEnv({ STORAGE_BACKEND: 'gcs' })).toThrow(/fs, s3 or supabase/);
+    await expect(createStorageFromEnv({ STORAGE_BACKEND: 'supabase', SUPABASE_SERVICE_ROLE_KEY: 'k' })).rejects.toThrow(/needs SUPABASE_URL/);
+    await expect(createStorageFromEnv({ STORAGE_BACKEND: 'gcs' })).rejects.toThrow(/fs, s3, supabase or module/);
   });
 });
 
@@ -76,7 +76,7 @@ describe.skipIf(storageMissing)(realPartsTitle('the supabase adapter against the
       expect(await put(withKey(key), 'sources', again)).toBe('ok');
       expect((await real.download('sources', o.key))?.equals(again.body)).toBe(true);
     }
-    const fromEnv = createStorageFromEnv({ STORAGE_BACKEND: 'supabase', SUPABASE_URL: `${real.url}/`, SUPABASE_SECRET_KEYS: real.secretKeys });
+    const fromEnv = await createStorageFromEnv({ STORAGE_BACKEND: 'supabase', SUPABASE_URL: `${real.url}/`, SUPABASE_SECRET_KEYS: real.secretKeys });
     expect(await put(fromEnv as SupabaseStorage, 'sources')).toBe('ok');
   });
 

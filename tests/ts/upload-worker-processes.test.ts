@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli, type Throwaway } from './helpers/db.js';
@@ -151,6 +152,33 @@ describe('upload worker processes', () => {
       const empty = await runCli(['worker', '--once'], { DATABASE_URL: db.url.replace(/\/[^/?]+(\?|$)/, '/not_migrated$1') });
       expect(empty.code).toBe(2);
       expect(empty.stderr).toMatch(/claim_upload_jobs.*does not exist.*migrate up/s);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('worker --once with STORAGE_BACKEND=module stores through the adapter module (here the fault-injecting test double)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'neotoma-cli-module-'));
+    try {
+      const c = await pool.connect();
+      const jobs = await enqueueJobs(c, 2).finally(() => c.release());
+      const logFile = path.join(dir, 'writes.log');
+      const moduleEnv = {
+        DATABASE_URL: db.url, STORAGE_FS_ROOT: dir, METRICS_PORT: 'off',
+        STORAGE_BACKEND: 'module', STORAGE_MODULE: fileURLToPath(new URL('./helpers/faulty-storage.mjs', import.meta.url)),
+      };
+      const failing = await runCli(['worker', '--once'], { ...moduleEnv, STORAGE_FAULTS: JSON.stringify({ inner: 'fs', error5xx: 1, logFile }) });
+      expect(failing.code, failing.stderr).toBe(0);
+      expect(failing.stdout).toMatch(/started \(faulty\(fs\) storage/);
+      expect(failing.stdout).toMatch(/completed=0 retried=2/);
+      await makeDue(pool);
+      const healthy = await runCli(['worker', '--once'], { ...moduleEnv, STORAGE_FAULTS: JSON.stringify({ inner: 'fs', logFile }) });
+      expect(healthy.code, healthy.stderr).toBe(0);
+      expect(healthy.stdout).toMatch(/completed=2/);
+      for (const j of jobs) expect((await readFile(path.join(dir, 'sources', j.key))).equals(j.content)).toBe(true);
+      const writes = (await readFile(logFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; pid: number });
+      expect(writes.map((w) => w.outcome)).toEqual(['error5xx', 'error5xx', 'ok', 'ok']);
+      expect(writes.every((w) => w.pid !== process.pid)).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

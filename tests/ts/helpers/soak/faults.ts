@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { FaultyStorage, PartialWriteFsStorage, type FaultSettings } from '../../../../src/storage/faulty.js';
+import { fileURLToPath } from 'node:url';
+import { FaultyStorage, PartialWriteFsStorage, type FaultSettings } from '../faulty-storage.mjs';
 import type { Throwaway } from '../db.js';
 import { sleep } from './config.js';
 import type { SoakContext } from './context.js';
@@ -32,10 +33,11 @@ export function faultFiles(work: string): FaultFiles {
   };
 }
 
-/** The environment that gives a worker process the same faulty storage as the producer. */
+/** The environment that gives a worker process the same faulty storage as the producer (loaded as a storage module). */
 export function faultyStorageEnv(files: FaultFiles): Record<string, string> {
   return {
-    STORAGE_BACKEND: 'faulty',
+    STORAGE_BACKEND: 'module',
+    STORAGE_MODULE: fileURLToPath(new URL('../faulty-storage.mjs', import.meta.url)),
     STORAGE_FS_ROOT: files.fsRoot,
     STORAGE_FAULTS: JSON.stringify({ inner: 'fs', ...SOAK_FAULTS, controlFile: files.controlFile, logFile: files.logFile }),
   };
