@@ -1,3 +1,4 @@
+// Runs once per test run: in-process signal handling; no database is involved.
 // How a long-running command (start, worker) stops: src/signals.ts. Signals are emitted in-process (SIGHUP only:
 // the test runner may listen for SIGINT and SIGTERM itself); the worker's and start's own tests send real ones.
 import { afterEach, describe, expect, it, vi } from 'vitest';

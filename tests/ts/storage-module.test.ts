@@ -1,3 +1,4 @@
+// Runs once per test run: loading storage modules; no database is involved.
 // STORAGE_BACKEND=module: an adapter of one's own, loaded from STORAGE_MODULE (docs/storage.md, "Your own adapter").
 // The fault-injecting test double is loaded this way too (storage-faulty.test.ts, the soak, worker processes).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// Runs once per test run: settings and number parsing; no database is involved.
 // The worker's settings and the one number parser behind every numeric setting and option.
 import { describe, expect, it } from 'vitest';
 import { OperationalError } from '../../src/errors.js';
