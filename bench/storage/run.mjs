@@ -4,7 +4,7 @@
 //   npm run build && node bench/storage/run.mjs [--rounds N] [--small N] [--large N] [--concurrency N]
 // Storage's database and the queue's database are throwaway PostgreSQL clusters (fsync off) on this machine; each
 // round runs, for 1 KiB and for 1 MiB files, in turn: the floor (N distinct objects, `concurrency` uploads at
-// once), the worker (drainUploadQueue with the supabase adapter, 1 process × `concurrency` slots, N due jobs) and
+// once), the floor of the mechanism (the same loop reading each payload from the queue's database first), the worker (drainUploadQueue with the supabase adapter, 1 process × `concurrency` slots, N due jobs) and
 // the Edge Function (the unmodified index.ts under Deno, through pgbouncer in transaction mode, one invocation with
 // UPLOAD_PROCESSOR_CONCURRENCY = `concurrency`, N due jobs). Needs ../shared/tools (the Storage server).
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -61,6 +61,35 @@ async function floor(url, key, size, n) {
   return (n / (performance.now() - t0)) * 1000;
 }
 
+/**
+ * The floor of the mechanism: the same loop, each upload's bytes first read from the queue's database (the queued
+ * payload, one SELECT per upload on a pool of `CONCURRENCY` connections): what keeping the bytes in PostgreSQL until
+ * they are stored costs at the least, with no claim, lease or completion.
+ */
+async function floorFromDatabase(dbUrl, url, key, size, n, c) {
+  await c.query('DELETE FROM public.upload_queue');
+  await enqueue(c, n, size);
+  const { rows: jobs } = await c.query('SELECT job_id FROM public.upload_queue_payloads');
+  const client = new StorageClient(`${url}/storage/v1`, { apikey: key, Authorization: `Bearer ${key}` });
+  const pool = new pg.Pool({ connectionString: dbUrl, max: CONCURRENCY });
+  const user = randomUUID();
+  let next = 0;
+  try {
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const { rows } = await pool.query('SELECT content FROM public.upload_queue_payloads WHERE job_id = $1', [jobs[i].job_id]);
+        const body = rows[0].content;
+        const { error } = await client.from('sources').upload(`${user}/${sha(body)}-${i}`, body, { contentType: 'application/octet-stream', upsert: true });
+        if (error) throw error;
+      }
+    }));
+    return (n / (performance.now() - t0)) * 1000;
+  } finally {
+    await pool.end();
+  }
+}
+
 async function worker(dbUrl, url, key, size, n, c) {
   await c.query('DELETE FROM public.upload_queue');
   await enqueue(c, n, size);
@@ -109,17 +138,22 @@ try {
   console.log(`PostgreSQL ${rows[0].v}, Supabase Storage 1.11.2 (file backend) behind its gateway, node ${process.version}, ` +
     `${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}; concurrency ${CONCURRENCY}, ${ROUNDS} rounds, secret key`);
   for (const shape of SHAPES) {
-    const r = { floor: [], worker: [], edge: [] };
+    const r = { floor: [], dbFloor: [], worker: [], edge: [] };
     for (let round = 0; round < ROUNDS; round++) {
       r.floor.push(await floor(storage.url, storage.secretKey, shape.size, shape.n));
+      r.dbFloor.push(await floorFromDatabase(queueDb.url, storage.url, storage.secretKey, shape.size, shape.n, c));
       r.worker.push(await worker(queueDb.url, storage.url, storage.secretKey, shape.size, shape.n, c));
       r.edge.push(await edgeFunction(fn, storage.secretKey, shape.size, shape.n, c));
     }
+    const ratios = (xs, base, name) =>
+      `   ÷ ${name}: ${xs.map((x, i) => (x / base[i]).toFixed(2)).join(' / ')} (median ${(median(xs) / median(base)).toFixed(2)})`;
     const line = (label, xs) =>
       `  ${label.padEnd(44)} ${xs.map((x) => x.toFixed(0).padStart(6)).join(' ')} uploads/s   median ${median(xs).toFixed(0).padStart(6)}` +
-      (xs === r.floor ? '' : `   ÷ floor: ${xs.map((x, i) => (x / r.floor[i]).toFixed(2)).join(' / ')} (median ${(median(xs) / median(r.floor)).toFixed(2)})`);
+      (xs === r.floor ? '' : ratios(xs, r.floor, 'floor')) +
+      (xs === r.floor || xs === r.dbFloor ? '' : ratios(xs, r.dbFloor, 'floor reading the bytes'));
     console.log(`${shape.name} files, ${shape.n} per run:`);
     console.log(line(`floor: storage-js upload loop × ${CONCURRENCY}`, r.floor));
+    console.log(line(`floor reading each payload from the queue`, r.dbFloor));
     console.log(line(`worker 1 × ${CONCURRENCY} (drainUploadQueue)`, r.worker));
     console.log(line(`Edge Function under Deno, concurrency ${CONCURRENCY}`, r.edge));
   }
