@@ -17,6 +17,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateUp } from '../../src/migrate.js';
 import { throwawayCluster, type Throwaway } from './helpers/db.js';
+import { seededRandom } from './helpers/seeded-random.mjs';
 
 const SECONDS = Number(process.env.PROPERTY_SECONDS ?? 25);
 const SEED = Number(process.env.PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -27,18 +28,6 @@ const USERS = Array.from({ length: 6 }, (_, i) => `70000000-0000-4000-8000-${Str
  * and a heartbeat for a run another session has just deleted (P0002) or finished (55000).
  */
 const EXPECTED = new Set(['PT402', 'PT413', '23505', '23503', '40P01', '23514', 'P0002', '55000']);
-
-/** mulberry32: a small seeded generator, so a failure replays from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Tally = Map<string, number>; // `${user}|${period_start}` → units of runs deleted in that period
 
@@ -202,7 +191,7 @@ describe('accounting under any SQL (property)', () => {
   });
 
   it(`holds its invariants after every round (seed ${SEED}, ${SECONDS} s)`, async () => {
-    const r = rng(SEED);
+    const r = seededRandom(SEED);
     const ops = operations(r);
     const total = ops.reduce((n, [w]) => n + w, 0);
     const nextStep = (): Step => {

@@ -15,21 +15,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync, statSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { FsStorage, OperationalError, createStorageFromEnv, defaultFsRoot, toStorageError } from 'neotoma-ops';
+import { seededRandom } from './seeded-random.mjs';
 
 /** Fault kinds, in the order their probabilities are stacked. */
 export const FAULT_KINDS = ['error5xx', 'error429', 'reset', 'hang', 'partial', 'error4xx'];
-
-/** Deterministic dice (mulberry32). */
-function dice(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function probability(value, name) {
   if (value === undefined) return 0;
@@ -113,7 +102,7 @@ export class FaultyStorage {
     this.backend = `faulty(${options.inner.backend})`;
     this.#base = checkFaultSettings(options);
     this.#current = this.#base;
-    this.#random = dice(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.#random = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32));
     this.#controlFile = options.controlFile;
     this.#logFile = options.logFile;
   }

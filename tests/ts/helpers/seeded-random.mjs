@@ -1,0 +1,13 @@
+// mulberry32: a small seeded generator of numbers in [0, 1), so a run with faults or random cases replays from
+// its seed.
+/** @param {number} seed */
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
