@@ -2,6 +2,7 @@
 // prints the findings nobody explained; exits 1 when there is one. The rest is explained here, one line each.
 //   node scripts/lint-migrations.mjs [--json]
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,9 +56,17 @@ export async function lintMigrations(dir = path.join(root, 'migrations')) {
       await writeFile(file, p.text);
       byPath.set(file, p);
     }
-    const squawk = path.join(root, 'node_modules', '.bin', 'squawk');
+    // squawk's binary for linux x64, an optional dependency (the registry this project installs from carries that
+    // platform's package only); elsewhere, squawk on PATH
+    const bundled = path.join(root, 'node_modules', '@squawk-cli', 'linux-x64', 'bin', 'squawk');
+    const squawk = existsSync(bundled) ? bundled : 'squawk';
     const { stdout } = await run(squawk, ['-c', path.join(root, '.squawk.toml'), '--reporter=json', ...byPath.keys()], { maxBuffer: 1 << 24 })
-      .catch((e) => ({ stdout: e.stdout }));
+      .catch((e) => {
+        if (e.code === 'ENOENT') {
+          throw new Error('squawk is not installed: npm ci installs it on linux x64 (@squawk-cli/linux-x64); elsewhere put squawk 2.66 on PATH');
+        }
+        return { stdout: e.stdout }; // squawk exits non-zero when it reports findings
+      });
     const findings = JSON.parse(stdout || '[]');
     const unexplained = [];
     const explained = [];
