@@ -27,7 +27,7 @@ function clockTickMs() {
 }
 
 /**
- * /proc/PID/stat as { comm, ppid, utime, stime, cutime, cstime } (times in clock ticks), or null when the process is
+ * /proc/PID/stat as { comm, state, ppid, utime, stime, cutime, cstime } (times in clock ticks), or null when the process is
  * gone. comm (field 2) is in parentheses and may itself hold spaces and ')', so the fields are split after the last ')'.
  */
 export async function procStat(pid) {
@@ -43,7 +43,7 @@ export async function procStat(pid) {
   // After ") ": field 3 state, 4 ppid, ... 14 utime, 15 stime, 16 cutime, 17 cstime (1-based, man 5 proc).
   const f = text.slice(close + 2).trim().split(' ');
   const at = (field) => Number(f[field - 3]);
-  return { comm, ppid: at(4), utime: at(14), stime: at(15), cutime: at(16), cstime: at(17) };
+  return { comm, state: f[0], ppid: at(4), utime: at(14), stime: at(15), cutime: at(16), cstime: at(17) };
 }
 
 /** Total CPU ms so far of the server whose postmaster is `pid` (see the header), or null when it is gone. */
@@ -80,10 +80,39 @@ export async function postmasterPid(client) {
   }
 }
 
-/** A reader `async () => ms | null` of the server's CPU so far (always null when not measurable). */
+/**
+ * Waits (at most `timeoutMs`) until no other client session of the server is connected and none of the
+ * postmaster's children is a zombie: a backend whose client has gone keeps running its exit for a moment, and its
+ * CPU shows in neither the live children nor the postmaster's cutime until the postmaster has reaped it (a reading
+ * right after a pgbench run missed 90 % of its backend's CPU).
+ */
+async function settle(client, pid, timeoutMs = 5000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`);
+    let zombies = 0;
+    for (const e of await readdir('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const s = await procStat(e);
+      if (s !== null && s.ppid === pid && s.state === 'Z') zombies += 1;
+    }
+    if ((rows[0].n === 0 && zombies === 0) || Date.now() > until) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * A reader `async () => ms | null` of the server's CPU so far (always null when not measurable). Each reading first
+ * waits for the sessions of the part just measured to end (see settle()), so that their CPU is counted in it.
+ */
 export async function serverCpu(client) {
   const pid = await postmasterPid(client);
-  return async () => (pid === null ? null : serverCpuMs(pid));
+  return async () => {
+    if (pid === null) return null;
+    await settle(client, pid);
+    return serverCpuMs(pid);
+  };
 }
 
 /** "N µs" of DB CPU per job between two readings, or "n/a". */

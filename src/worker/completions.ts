@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { queue } from './queue.js';
 
-interface Waiting {
+export interface Waiting {
   jobId: string;
   token: string;
   storageUrl: string | null;
@@ -18,6 +18,7 @@ interface Waiting {
 export class CompletionBatcher {
   private waiting: Waiting[] = [];
   private sending = false;
+  private scheduled = false;
 
   constructor(
     private readonly db: pg.Pool,
@@ -33,8 +34,29 @@ export class CompletionBatcher {
   complete(jobId: string, token: string, storageUrl: string | null): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.waiting.push({ jobId, token, storageUrl, resolve, reject });
-      if (!this.sending) void this.send();
+      // Sent after the current turn, so that a claim woken by the same finished upload can take it along first
+      // (take()): one call records it and fills the slot it freed.
+      if (!this.sending && !this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          if (!this.sending) void this.send();
+        });
+      }
     });
+  }
+
+  /**
+   * Up to `maxBatch` completions nobody is sending yet, for a caller that records them in a call of its own; it
+   * must then call `settle()` with the answers (or the error) for exactly these.
+   */
+  take(): Waiting[] {
+    return this.waiting.splice(0, this.maxBatch);
+  }
+
+  settle(taken: readonly Waiting[], answer: { completed: readonly boolean[] } | { error: unknown }): void {
+    if ('error' in answer) for (const w of taken) w.reject(answer.error);
+    else taken.forEach((w, i) => w.resolve(answer.completed[i] === true));
   }
 
   private async send(): Promise<void> {

@@ -93,6 +93,32 @@ export const queue = {
     return rows.map((r) => r.completed === true);
   },
 
+  /**
+   * `completeMany` then `claim` in one call and one transaction (`complete_and_claim_upload_jobs`): one flag per
+   * completed job, in order, and the jobs claimed.
+   */
+  async completeAndClaim(
+    db: Db,
+    finished: readonly { jobId: string; token: string; storageUrl: string | null }[],
+    workerId: string,
+    limit: number,
+    leaseSeconds: number,
+  ): Promise<{ completed: boolean[]; jobs: ClaimedJob[] }> {
+    const { rows } = await db.query<ClaimedJob & { completed: boolean | null }>({
+      text: `SELECT job_id, completed, lease_token, source_id, user_id, bucket, storage_path, content_hash, byte_size,
+                    mime_type, retry_count, locked_until, content
+               FROM public.complete_and_claim_upload_jobs($1::uuid[], $2::uuid[], $3::text[], $4, $5, $6::interval)`,
+      values: [finished.map((j) => j.jobId), finished.map((j) => j.token), finished.map((j) => j.storageUrl), workerId, limit,
+        interval(leaseSeconds)],
+    });
+    const answered = rows.slice(0, finished.length);
+    if (answered.length !== finished.length || answered.some((r, i) => r.completed === null || r.job_id !== finished[i]?.jobId)) {
+      throw new Error(`complete_and_claim_upload_jobs did not answer each of the ${finished.length} completions in order`);
+    }
+    const jobs = rows.slice(finished.length).map(({ completed: _, ...job }) => job);
+    return { completed: answered.map((r) => r.completed === true), jobs };
+  },
+
   async fail(db: Db, jobId: string, token: string, message: string, retryable: boolean): Promise<boolean> {
     const { rows } = await db.query<{ ok: boolean }>('SELECT public.fail_upload_job($1, $2, $3, $4) AS ok', [
       jobId,

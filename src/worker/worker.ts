@@ -344,7 +344,7 @@ export class UploadWorker {
         let claimed = 0;
         if (free > 0) {
           try {
-            const jobs = await queue.claim(this.pool, this.workerId, free, this.leaseSeconds);
+            const jobs = await this.claim(free);
             if (dbDown) this.say('database reachable again');
             dbDown = false;
             backoff.reset();
@@ -518,6 +518,23 @@ export class UploadWorker {
         if (this.notifications.state !== 'reconnecting') this.notifications = { state: 'reconnecting', since: Date.now() };
         await sleep(backoff.next(), this.stopController.signal).catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * Claims up to `free` jobs; completions waiting to be sent go along in the same call (one round trip and one
+   * commit for both). A failed call rejects them, and each is retried by the upload that waits for it.
+   */
+  private async claim(free: number): Promise<ClaimedJob[]> {
+    const finished = this.completions.take();
+    if (finished.length === 0) return queue.claim(this.pool, this.workerId, free, this.leaseSeconds);
+    try {
+      const { completed, jobs } = await queue.completeAndClaim(this.pool, finished, this.workerId, free, this.leaseSeconds);
+      this.completions.settle(finished, { completed });
+      return jobs;
+    } catch (err) {
+      this.completions.settle(finished, { error: err });
+      throw err;
     }
   }
 

@@ -217,11 +217,15 @@ describe('worker completions in batches', () => {
     try {
       const batcher = new CompletionBatcher(counting);
       const stale = claimed.rows[2]!.job_id;
-      const results = await Promise.all(
-        claimed.rows.map((r) => batcher.complete(r.job_id, r.job_id === stale ? randomUUID() : r.lease_token, null)),
-      );
+      const complete = (r: { job_id: string; lease_token: string }): Promise<boolean> =>
+        batcher.complete(r.job_id, r.job_id === stale ? randomUUID() : r.lease_token, null);
+      // the first is sent once the current turn ends; the other four arrive while it is in flight
+      const first = complete(claimed.rows[0]!);
+      await new Promise((r) => setImmediate(r));
+      expect(calls).toEqual([1]);
+      const results = await Promise.all([first, ...claimed.rows.slice(1).map(complete)]);
       expect(results).toEqual(claimed.rows.map((r) => r.job_id !== stale));
-      expect(calls).toEqual([1, 4]); // the first goes at once, the other four wait for it and go together
+      expect(calls).toEqual([1, 4]); // the four waited for it and went together
       const states = await admin.query<{ id: string; status: string; bytes: boolean }>(
         `SELECT q.id, q.status, EXISTS (SELECT 1 FROM public.upload_queue_payloads AS p WHERE p.job_id = q.id) AS bytes
            FROM public.upload_queue AS q WHERE q.id = ANY($1::uuid[])`,
@@ -244,53 +248,97 @@ describe('worker slots', () => {
     }
   });
 
-  it('frees a slot when its upload ends, so claiming goes on while completions are recorded, up to one batch', async () => {
+  it('frees a slot when its upload ends, and the claim that fills it records the completion in the same call', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await dueJob(admin));
+    for (let i = 0; i < 6; i++) ids.push(await dueJob(admin));
+    const puts: string[] = [];
+    const storage = { backend: 'memory', put: async (r: { key: string }): Promise<void> => void puts.push(r.key) };
+    const pool = new pg.Pool({ connectionString: tc.url, max: 3 });
+    // every queue call the worker makes, with the completions it carried
+    const calls: { fn: string; completions: number }[] = [];
+    const counting = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        return (query: pg.QueryConfig<unknown[]> | string, values?: unknown[]) => {
+          const text = typeof query === 'string' ? query : query.text;
+          const fn = /public\.(\w+)\(/.exec(text)?.[1] ?? text;
+          const args = typeof query === 'string' ? values : query.values;
+          const carried = fn === 'complete_upload_jobs' || fn === 'complete_and_claim_upload_jobs' ? (args![0] as unknown[]).length : 0;
+          calls.push({ fn, completions: carried });
+          return typeof query === 'string' ? target.query(query, values) : target.query(query);
+        };
+      },
+    });
+    const worker = new UploadWorker({
+      pool: counting,
+      storage,
+      concurrency: 1,
+      once: true,
+      leaseSeconds: 60,
+      workerId: 'slots',
+      log: () => undefined,
+    });
+    try {
+      expect(await worker.run()).toMatchObject({ claimed: 6, completed: 6 });
+    } finally {
+      await pool.end();
+    }
+    expect(new Set(puts).size).toBe(6);
+    expect(puts).toHaveLength(6);
+    const done = await admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.upload_queue WHERE id = ANY($1::uuid[]) AND status = 'completed'`,
+      [ids],
+    );
+    expect(done.rows[0]!.n).toBe(6);
+    // one slot: each upload's completion goes with the claim of the next job (the last one's with a claim that
+    // finds nothing), so every completion was carried by a claim and no call was spent on a completion alone
+    const carried = calls.filter((c) => c.fn === 'complete_and_claim_upload_jobs').reduce((n, c) => n + c.completions, 0);
+    const alone = calls.filter((c) => c.fn === 'complete_upload_jobs').reduce((n, c) => n + c.completions, 0);
+    expect(carried + alone).toBe(6);
+    expect(carried).toBe(6);
+    // claims without completions: the first, and at most one more that finds the queue empty at the end
+    expect(calls.filter((c) => c.fn === 'claim_upload_jobs_with_content').length).toBeLessThanOrEqual(2);
+  });
+
+  it('records completions on their own when no claim comes to take them (the slots stay full)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await dueJob(admin));
+    // completions block on the source rows this transaction locks; the claim that carries the first one waits
+    // with it, and the worker claims nothing more meanwhile (one transaction for both)
     const puts: string[] = [];
     const storage = { backend: 'memory', put: async (r: { key: string }): Promise<void> => void puts.push(r.key) };
     const worker = new UploadWorker({
       databaseUrl: tc.url,
       storage,
       concurrency: 1,
-      completionBatchSize: 2,
       once: true,
       leaseSeconds: 60,
-      workerId: 'slots',
+      workerId: 'slots-blocked',
       log: () => undefined,
     });
-    const waitForPuts = async (n: number): Promise<void> => {
-      const deadline = Date.now() + 10_000;
-      while (puts.length < n) {
-        if (Date.now() > deadline) throw new Error(`${puts.length} uploads, expected ${n}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    // completions block on the source rows this transaction locks
     await admin.query('BEGIN');
     await admin.query('SELECT id FROM public.sources WHERE user_id = $1 FOR UPDATE', [USER]);
     let run: Promise<WorkerStats> | undefined;
     try {
       run = worker.run();
-      // one slot, yet a second upload runs while the first completion waits; then claiming pauses
-      await waitForPuts(2);
+      const deadline = Date.now() + 10_000;
+      while (puts.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 500));
-      expect(puts).toHaveLength(2);
+      expect(puts).toHaveLength(1);
       const open = await admin.query<{ status: string; n: number }>(
         'SELECT status, count(*)::int AS n FROM public.upload_queue WHERE id = ANY($1::uuid[]) GROUP BY status ORDER BY status',
         [ids],
       );
-      expect(open.rows).toEqual([{ status: 'in_progress', n: 2 }, { status: 'pending', n: 3 }]);
+      expect(open.rows).toEqual([{ status: 'in_progress', n: 1 }, { status: 'pending', n: 2 }]);
     } finally {
       await admin.query('COMMIT');
     }
-    expect(await run).toMatchObject({ claimed: 5, completed: 5 });
-    expect(new Set(puts).size).toBe(5);
-    expect(puts).toHaveLength(5);
+    expect(await run).toMatchObject({ claimed: 3, completed: 3 });
+    expect(new Set(puts).size).toBe(3);
     const done = await admin.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM public.upload_queue WHERE id = ANY($1::uuid[]) AND status = 'completed'`,
       [ids],
     );
-    expect(done.rows[0]!.n).toBe(5);
+    expect(done.rows[0]!.n).toBe(3);
   });
 });
