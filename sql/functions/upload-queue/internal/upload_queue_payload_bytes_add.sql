@@ -6,11 +6,10 @@
 -- neotoma_ops.upload_queue_settings.payload_bytes_cap, it raises PT503 UPLOAD_QUEUE_FULL instead
 -- (docs/errors.md): the statement is refused whole and writes nothing; the refusal is counted (a sequence, not
 -- undone by the rollback). Below the cap nothing changes; bytes given back are never refused.
--- Exact under concurrency: statements that add bytes queue on one row, and each checks a total that holds every
--- addition committed before it and its own; bytes given back by transactions not committed yet are not taken
--- off it, so the cap is never passed (a statement may be refused for bytes that are being given back at that
--- moment). Bytes given back wait on no writer that adds: they are counted on a row of their backend's shard
--- (migration 0012; without it, on the same row as additions). The total is born true on the first write (the
+-- Exact under concurrency: an addition is checked against every addition committed before it and its own, less
+-- the bytes given back by committed transactions (never by ones still running), so the cap is never passed; it
+-- may be refused for bytes being given back at that very moment. Bytes given back wait on no statement that adds
+-- bytes (with migration 0012; without it, they queue with them). The total is born true on the first write (the
 -- payloads as that statement sees them, its own change included): a payload written before the triggers
 -- existed, or by a writer that has not counted its own change yet, is counted once.
 -- Internal (EXECUTE for service_role only).

@@ -1,11 +1,9 @@
 -- requires: 0005_upload-queue
 -- neotoma_ops.upload_queue_payload_bytes_reconcile() → the correction made (0 when none)
 -- Makes the bytes the upload queue holds by its counters (neotoma_ops.upload_queue_payload_bytes_held(), the
--- outage budget) equal the payloads it really holds. Exact while writers run: a writer that adds bytes counts
--- them under the lock of the counter row this takes first, so its change is either in the payloads summed
--- after the lock or added later on top of the correction; a writer that gives bytes back counts them in the
--- same transaction as its delete, so the one snapshot that sums the payloads and the bytes given back sees
--- both or neither. Bytes given back are not locked or written. Called by reconcile_storage_usage() (nightly).
+-- outage budget) equal the payloads it really holds. Exact while writers run: a change counted before the
+-- correction is in it, one counted after is added on top of it. Bytes given back are neither locked nor written,
+-- so completions do not wait for it. Called by reconcile_storage_usage() (nightly).
 -- Internal (EXECUTE for service_role only).
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_payload_bytes_reconcile()
 RETURNS bigint
@@ -19,6 +17,8 @@ DECLARE
   v_freed   bigint := 0::bigint;
   v_truth   bigint;
 BEGIN
+  -- the lock every addition takes to count itself: additions committed before it are in the snapshots below,
+  -- later ones wait and add themselves on top
   SELECT h.bytes INTO v_counted FROM neotoma_ops.upload_queue_payload_bytes AS h WHERE h.singleton FOR UPDATE;
   IF NOT FOUND THEN
     RETURN 0::bigint;  -- born true on the first payload write
@@ -26,7 +26,8 @@ BEGIN
   IF pg_catalog.to_regclass('neotoma_ops.upload_queue_payload_bytes_freed') IS NULL THEN  -- absent below migration 0012
     SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint INTO v_truth FROM public.upload_queue_payloads AS p;
   ELSE
-    -- one statement, one snapshot: the payloads and the bytes given back agree in it
+    -- one statement, one snapshot: a transaction that gives bytes back deletes its payloads and counts them on
+    -- its shard together, so the snapshot sees both or neither
     SELECT (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p),
            (SELECT coalesce(sum(f.bytes), 0)::bigint FROM neotoma_ops.upload_queue_payload_bytes_freed AS f)
       INTO v_truth, v_freed;
