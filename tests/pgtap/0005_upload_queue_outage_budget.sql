@@ -97,7 +97,7 @@ SELECT throws_ok($$SELECT pg_temp.enqueue('d', 1)$$, 'PT503', NULL, 'a single by
 DELETE FROM neotoma_ops.upload_queue_payload_bytes;
 UPDATE neotoma_ops.upload_queue_settings SET payload_bytes_cap = 10737418240;
 DO $$ BEGIN PERFORM pg_temp.enqueue('d', 1); END $$;
-SELECT is((SELECT bytes FROM neotoma_ops.upload_queue_payload_bytes), pg_temp.truth(),
+SELECT is(neotoma_ops.upload_queue_payload_bytes_held(), pg_temp.truth(),
   'the counter row is born true from the payloads, this write included');
 SELECT is(pg_temp.held(), pg_temp.truth(), 'ops_metrics() reports it');
 SELECT is((SELECT value FROM public.ops_metrics() WHERE metric = 'upload_queue_payload_bytes_cap'), 10737418240::float8,

@@ -50,6 +50,7 @@ INSERT INTO want_rel VALUES
   ('service_role', 'neotoma_ops.upload_queue_settings',   'SELECT, UPDATE'),
   ('service_role', 'neotoma_ops.upload_queue_counters',   'SELECT, INSERT, UPDATE'),
   ('service_role', 'neotoma_ops.upload_queue_payload_bytes', 'SELECT, INSERT, UPDATE'),
+  ('service_role', 'neotoma_ops.upload_queue_payload_bytes_freed', 'SELECT, INSERT, UPDATE'),
   ('service_role', 'neotoma_ops.upload_queue_full_rejections', 'SELECT'),
   ('service_role', 'neotoma_ops.quota_rejections_storage',         'SELECT'),
   ('service_role', 'neotoma_ops.quota_rejections_interpretations', 'SELECT'),

@@ -177,8 +177,10 @@ BEGIN
   END LOOP;
 
   IF pg_catalog.to_regclass('neotoma_ops.upload_queue_payload_bytes') IS NOT NULL THEN
-    SELECT h.bytes - (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0) FROM public.upload_queue_payloads AS p)
-      INTO v_n FROM neotoma_ops.upload_queue_payload_bytes AS h WHERE h.singleton;
+    -- one statement: the counters and the payloads in one snapshot
+    SELECT neotoma_ops.upload_queue_payload_bytes_held()
+             - (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0) FROM public.upload_queue_payloads AS p)
+      INTO v_n;
     IF v_n <> 0 THEN
       kind := 'counters'; object := 'the upload queue''s outage budget';
       problem := pg_catalog.format('%s counts %s bytes more than its payloads hold', object, v_n);

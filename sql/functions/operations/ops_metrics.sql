@@ -25,9 +25,9 @@ AS $$
             WHERE q.status = 'pending' AND q.next_retry_at <= pg_catalog.now()
             ORDER BY q.next_retry_at LIMIT 1)), 0)::double precision
   UNION ALL
-  -- the outage budget: payload bytes held (the row is born with the first payload write; until then, the sum)
+  -- the outage budget: payload bytes held (the counter is born with the first payload write; until then, the sum)
   SELECT 'upload_queue_payload_bytes', '{}'::jsonb,
-         coalesce((SELECT h.bytes FROM neotoma_ops.upload_queue_payload_bytes AS h WHERE h.singleton),
+         coalesce(neotoma_ops.upload_queue_payload_bytes_held(),
                   (SELECT sum(pg_catalog.octet_length(p.content)) FROM public.upload_queue_payloads AS p), 0)::double precision
   UNION ALL
   SELECT 'upload_queue_payload_bytes_cap', '{}'::jsonb,

@@ -1,9 +1,10 @@
 -- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_delete on public.upload_queue_payloads: keeps the bytes the upload queue
--- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true for every writer: deleted payloads (a
--- completed job, a job deleted with its source) give their bytes back, never refused.
--- Statement-level with a transition table: one update of the counter row per statement (a batch of completions
--- is one). Payload sizes are read from the TOAST pointers; the bytes themselves are not fetched.
+-- holds (neotoma_ops.upload_queue_payload_bytes_held(), the outage budget) true for every writer: deleted
+-- payloads (a completed job, a job deleted with its source) give their bytes back, in the same transaction,
+-- never refused, and without waiting on writers that add bytes (neotoma_ops.upload_queue_payload_bytes_add()).
+-- Statement-level with a transition table: one count per statement (a batch of completions is one). Payload
+-- sizes are read from the TOAST pointers; the bytes themselves are not fetched.
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_payloads_count_delete_trg()
 RETURNS trigger
 LANGUAGE plpgsql

@@ -1,9 +1,10 @@
 -- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_insert on public.upload_queue_payloads: keeps the bytes the upload queue
--- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true for every writer: a new payload adds its
--- bytes (refused with PT503 past the cap).
--- Statement-level with a transition table: one update of the counter row per statement (a batch of completions
--- is one). Payload sizes are read from the TOAST pointers; the bytes themselves are not fetched.
+-- holds (neotoma_ops.upload_queue_payload_bytes_held(), the outage budget) true for every writer: a new payload
+-- adds its bytes, in the same transaction, and is refused with PT503 when the queue would hold more than its cap
+-- (neotoma_ops.upload_queue_payload_bytes_add()).
+-- Statement-level with a transition table: one count per statement (a batch of enqueues is one). Payload sizes
+-- are read from the TOAST pointers; the bytes themselves are not fetched.
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_payloads_count_insert_trg()
 RETURNS trigger
 LANGUAGE plpgsql

@@ -1,9 +1,10 @@
 -- requires: 0005_upload-queue
 -- Trigger upload_queue_payloads_count_update on public.upload_queue_payloads: keeps the bytes the upload queue
--- holds (neotoma_ops.upload_queue_payload_bytes, the outage budget) true for every writer: replaced bytes (a job
--- enqueued again) count the difference (refused with PT503 when it grows past the cap).
--- Statement-level with a transition table: one update of the counter row per statement (a batch of completions
--- is one). Payload sizes are read from the TOAST pointers; the bytes themselves are not fetched.
+-- holds (neotoma_ops.upload_queue_payload_bytes_held(), the outage budget) true for every writer: replaced bytes
+-- (a job enqueued again) count the difference, in the same transaction; refused with PT503 when it grows the
+-- queue past its cap, never when it shrinks it (neotoma_ops.upload_queue_payload_bytes_add()).
+-- Statement-level with transition tables: one count per statement. Payload sizes are read from the TOAST
+-- pointers; the bytes themselves are not fetched.
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_payloads_count_update_trg()
 RETURNS trigger
 LANGUAGE plpgsql

@@ -1,13 +1,17 @@
 -- requires: 0005_upload-queue
 -- neotoma_ops.upload_queue_payload_bytes_add(p_delta, p_new_bytes) → bigint: the outage budget. Adds p_delta (the
 -- change a statement made to the bytes of public.upload_queue_payloads; negative when it deleted) to the bytes
--- the queue holds and returns the new total. When the statement stored new bytes (p_new_bytes > 0), grew the
--- total, and the total would pass neotoma_ops.upload_queue_settings.payload_bytes_cap, it raises PT503
--- UPLOAD_QUEUE_FULL instead (docs/errors.md): the statement is refused whole and writes nothing; the refusal is
--- counted (a sequence, not undone by the rollback). Below the cap nothing changes; deletes are never refused.
--- Exact under concurrency: check and increment are one row update, so writers queue on the row. The row is born
--- true on the first write (the payloads as that statement sees them, its own change included): a payload written
--- before the triggers existed, or by a writer that has not reached its own update yet, is counted once.
+-- the queue holds and returns the new total (neotoma_ops.upload_queue_payload_bytes_held()). When the statement
+-- stored new bytes (p_new_bytes > 0), grew the total, and the total would pass
+-- neotoma_ops.upload_queue_settings.payload_bytes_cap, it raises PT503 UPLOAD_QUEUE_FULL instead
+-- (docs/errors.md): the statement is refused whole and writes nothing; the refusal is counted (a sequence, not
+-- undone by the rollback). Below the cap nothing changes; bytes given back are never refused.
+-- Exact under concurrency: an addition is checked against every addition committed before it and its own, less
+-- the bytes given back by committed transactions (never by ones still running), so the cap is never passed; it
+-- may be refused for bytes being given back at that very moment. Bytes given back wait on no statement that adds
+-- bytes (with migration 0012; without it, they queue with them). The total is born true on the first write (the
+-- payloads as that statement sees them, its own change included): a payload written before the triggers
+-- existed, or by a writer that has not counted its own change yet, is counted once.
 -- Internal (EXECUTE for service_role only).
 CREATE OR REPLACE FUNCTION neotoma_ops.upload_queue_payload_bytes_add(p_delta bigint, p_new_bytes bigint)
 RETURNS bigint
@@ -22,22 +26,62 @@ DECLARE
   v_pending bigint;
   v_failed  bigint;
 BEGIN
-  UPDATE neotoma_ops.upload_queue_payload_bytes AS h
-     SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
-   WHERE h.singleton
-  RETURNING h.bytes INTO v_bytes;
-  IF NOT FOUND THEN
-    INSERT INTO neotoma_ops.upload_queue_payload_bytes AS h (singleton, bytes)
-    SELECT true, coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p
-    ON CONFLICT (singleton) DO NOTHING
+  IF pg_catalog.to_regclass('neotoma_ops.upload_queue_payload_bytes_freed') IS NULL THEN
+    -- below migration 0012 (or reverted): the one row counts every change
+    UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+       SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+     WHERE h.singleton
     RETURNING h.bytes INTO v_bytes;
     IF NOT FOUND THEN
-      -- another statement created it first: add this one's change to it
-      UPDATE neotoma_ops.upload_queue_payload_bytes AS h
-         SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
-       WHERE h.singleton
+      INSERT INTO neotoma_ops.upload_queue_payload_bytes AS h (singleton, bytes)
+      SELECT true, coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p
+      ON CONFLICT (singleton) DO NOTHING
       RETURNING h.bytes INTO v_bytes;
+      IF NOT FOUND THEN
+        -- another statement created it first: add this one's change to it
+        UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+           SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+         WHERE h.singleton
+        RETURNING h.bytes INTO v_bytes;
+      END IF;
     END IF;
+  ELSIF p_delta < 0 THEN
+    -- bytes given back: on this backend's shard, never refused, so the singleton's lock is not needed
+    INSERT INTO neotoma_ops.upload_queue_payload_bytes_freed AS f (shard, bytes)
+    VALUES ((pg_catalog.pg_backend_pid() % 8)::smallint, -p_delta)
+    ON CONFLICT (shard) DO UPDATE SET bytes = f.bytes + EXCLUDED.bytes;
+    v_bytes := neotoma_ops.upload_queue_payload_bytes_held();
+    IF v_bytes IS NULL THEN
+      -- born now: the payloads this statement sees (its deletes done) plus every byte given back (its own
+      -- included). Born first by another statement, the singleton counts this one's payloads (its snapshot saw
+      -- them) and the shard above takes them off.
+      INSERT INTO neotoma_ops.upload_queue_payload_bytes (singleton, bytes)
+      SELECT true, (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p)
+                 + (SELECT coalesce(sum(f.bytes), 0)::bigint FROM neotoma_ops.upload_queue_payload_bytes_freed AS f)
+      ON CONFLICT (singleton) DO NOTHING;
+      v_bytes := neotoma_ops.upload_queue_payload_bytes_held();
+    END IF;
+    RETURN v_bytes;
+  ELSE
+    UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+       SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+     WHERE h.singleton;
+    IF NOT FOUND THEN
+      -- born now: the payloads this statement sees (its own included) plus every byte given back so far
+      INSERT INTO neotoma_ops.upload_queue_payload_bytes (singleton, bytes)
+      SELECT true, (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p)
+                 + (SELECT coalesce(sum(f.bytes), 0)::bigint FROM neotoma_ops.upload_queue_payload_bytes_freed AS f)
+      ON CONFLICT (singleton) DO NOTHING;
+      IF NOT FOUND THEN
+        -- another statement created it first: add this one's change to it
+        UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+           SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+         WHERE h.singleton;
+      END IF;
+    END IF;
+    -- read after the update, holding the singleton's lock: every addition committed before this one and this
+    -- one, less the bytes given back by transactions committed by now (never by ones still running)
+    v_bytes := neotoma_ops.upload_queue_payload_bytes_held();
   END IF;
 
   IF p_new_bytes > 0 AND p_delta > 0 THEN
