@@ -6,7 +6,9 @@
 // without prepared statements (as the worker runs through transaction-mode poolers). Per variant: jobs/s and the
 // server's CPU per job (bench/lib/server-cpu.mjs), the median of --runs runs, each on a fresh backlog.
 // Variants take away one part at a time from the shipped schema, then everything at once:
-//   shipped                       as migrated
+//   shipped                       as migrated: claim_upload_jobs_with_content(), then complete_upload_jobs()
+//   one call per job              the worker's shape: complete_and_claim_upload_jobs() records this job and
+//                                 claims the next in one call (the "variant" is the pgbench script, not the schema)
 //   - sources quota trigger       quota_sources_update disabled (completion updates sources.storage_status)
 //   - outage budget trigger       upload_queue_payloads_count_delete disabled (the payload delete's count)
 //   - event counters              upload_queue_counter_add() made a no-op (upload_retries_total, upload_completed_total)
@@ -50,6 +52,10 @@ const ZERO = '00000000-0000-0000-0000-000000000000';
 const OURS = [
   `SELECT job_id, lease_token FROM public.claim_upload_jobs_with_content('w' || :client_id, 1, '60 s', 1048576, 16777216) \\gset`,
   `SELECT completed FROM public.complete_upload_jobs(ARRAY[:job_id::uuid], ARRAY[:lease_token::uuid], NULL::text[])`,
+].join('\n');
+// the worker's shape since complete_and_claim_upload_jobs(): one call per job (this job's completion, the next claim)
+const COMBINED = [
+  `SELECT job_id, lease_token FROM public.complete_and_claim_upload_jobs(ARRAY[:job_id::uuid], ARRAY[:lease_token::uuid], NULL::text[], 'w' || :client_id, 1, '60 s') WHERE completed IS NULL \\gset`,
 ].join('\n');
 const FLOOR = [
   `UPDATE bench_floor.jobs SET locked_at = now(), locked_by = 'w' || :client_id WHERE id = (SELECT id FROM bench_floor.jobs WHERE locked_at IS NULL AND run_at <= now() ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id AS job_id \\gset`,
@@ -175,6 +181,8 @@ try {
       async () => { for (const { def } of indexDefs) await c.query(def); }],
   };
   const results = {};
+  results.combined = await variant('one call per job (complete + claim)', async () => undefined, async () => undefined,
+    'ours', script(COMBINED, 'combined'));
   for (const [key, [label, remove, restore]] of Object.entries(parts)) results[key] = await variant(label, remove, restore);
   results.all = await variant('all of the above',
     async () => { for (const [, remove] of Object.values(parts)) await remove(); },

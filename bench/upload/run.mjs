@@ -21,7 +21,7 @@
 //   1. claim+complete throughput with a no-op handler, W (--workers, default 8) concurrent workers, on the same
 //      database: neotoma-ops (W workers × 1 slot, 1 worker × W slots), pg-boss 10.4.2 (W workers, best of the
 //      sweep), graphile-worker 0.17.3 (concurrency W; W runners × 1; defaults, no local-queue batching) and
-//      PGMQ 1.5.1 (installed as plain SQL from /work/shared/vendor, PGMQ_SQL=<file> for another copy):
+//      PGMQ 1.5.1 (installed as plain SQL from ../shared/vendor beside the repository, PGMQ_SQL=<file> for another copy):
 //      W consumers, each its own connection, read 1 → no-op → delete (or archive, which keeps the message in
 //      pgmq.a_bench, as our queue keeps its rows), and 1 consumer reading W at a time and deleting each batch with
 //      one call. Every row checks that each job was handled exactly once. Each row prints jobs/s, the Node
@@ -76,7 +76,7 @@ if (ONLY !== undefined && ONLY !== 'throughput' && ONLY !== 'ours') throw new Er
 if (!(ROUNDS >= 1) || !(JOBS >= 1) || !(WORKERS >= 1)) throw new Error('--rounds, --jobs and --workers must be ≥ 1');
 if (PGBOSS_BATCH.some((b) => !Number.isInteger(b) || b < 1)) throw new Error('--pgboss-batch takes whole numbers ≥ 1');
 if (PGBOSS_INTERVAL.some((i) => !(i >= 0.5))) throw new Error('--pgboss-interval takes seconds ≥ 0.5 (pg-boss 10 minimum)');
-const PGMQ_SQL = process.env.PGMQ_SQL ?? '/work/shared/vendor/pgmq-1.5.1-c8575e3.sql';
+const PGMQ_SQL = process.env.PGMQ_SQL ?? path.resolve(root, '..', 'shared', 'vendor', 'pgmq-1.5.1-c8575e3.sql');
 const quiet = () => undefined;
 
 const noop = { backend: 'noop', put: async () => undefined };
