@@ -34,8 +34,8 @@ export class CompletionBatcher {
   complete(jobId: string, token: string, storageUrl: string | null): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.waiting.push({ jobId, token, storageUrl, resolve, reject });
-      // Sent after the current turn, so that a claim woken by the same finished upload can take it along first
-      // (take()): one call records it and fills the slot it freed.
+      // Sent after the current turn, so that a claim of one job woken by the same finished upload can take it
+      // along first (take()): one call records it and fills the slot it freed.
       if (!this.sending && !this.scheduled) {
         this.scheduled = true;
         setImmediate(() => {

@@ -522,11 +522,13 @@ export class UploadWorker {
   }
 
   /**
-   * Claims up to `free` jobs; completions waiting to be sent go along in the same call (one round trip and one
-   * commit for both). A failed call rejects them, and each is retried by the upload that waits for it.
+   * Claims up to `free` jobs. A claim of one job costs mostly its call, so the completions waiting to be sent go
+   * along in it (one round trip and one commit for both); a larger claim runs beside a completion call of its own,
+   * so that two database sessions work at once (docs/benchmarks.md, "What one job costs"). A failed call rejects
+   * the completions it carried, and each is retried by the upload that waits for it.
    */
   private async claim(free: number): Promise<ClaimedJob[]> {
-    const finished = this.completions.take();
+    const finished = free === 1 ? this.completions.take() : [];
     if (finished.length === 0) return queue.claim(this.pool, this.workerId, free, this.leaseSeconds);
     try {
       const { completed, jobs } = await queue.completeAndClaim(this.pool, finished, this.workerId, free, this.leaseSeconds);
