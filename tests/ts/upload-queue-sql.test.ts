@@ -300,7 +300,7 @@ describe('worker slots', () => {
     expect(calls.filter((c) => c.fn === 'claim_upload_jobs_with_content').length).toBeLessThanOrEqual(2);
   });
 
-  it('records completions on their own when no claim comes to take them (the slots stay full)', async () => {
+  it('a completion that waits on a lock holds back the claim that carries it; both go through once it is released', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push(await dueJob(admin));
     // completions block on the source rows this transaction locks; the claim that carries the first one waits

@@ -25,6 +25,7 @@ DECLARE
   v_cap     bigint;
   v_pending bigint;
   v_failed  bigint;
+  v_born    boolean;
 BEGIN
   IF pg_catalog.to_regclass('neotoma_ops.upload_queue_payload_bytes_freed') IS NULL THEN
     -- below migration 0012 (or reverted): the one row counts every change
@@ -45,42 +46,36 @@ BEGIN
         RETURNING h.bytes INTO v_bytes;
       END IF;
     END IF;
-  ELSIF p_delta < 0 THEN
-    -- bytes given back: on this backend's shard, never refused, so the singleton's lock is not needed
-    INSERT INTO neotoma_ops.upload_queue_payload_bytes_freed AS f (shard, bytes)
-    VALUES ((pg_catalog.pg_backend_pid() % 8)::smallint, -p_delta)
-    ON CONFLICT (shard) DO UPDATE SET bytes = f.bytes + EXCLUDED.bytes;
-    v_bytes := neotoma_ops.upload_queue_payload_bytes_held();
-    IF v_bytes IS NULL THEN
-      -- born now: the payloads this statement sees (its deletes done) plus every byte given back (its own
-      -- included). Born first by another statement, the singleton counts this one's payloads (its snapshot saw
-      -- them) and the shard above takes them off.
-      INSERT INTO neotoma_ops.upload_queue_payload_bytes (singleton, bytes)
-      SELECT true, (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p)
-                 + (SELECT coalesce(sum(f.bytes), 0)::bigint FROM neotoma_ops.upload_queue_payload_bytes_freed AS f)
-      ON CONFLICT (singleton) DO NOTHING;
-      v_bytes := neotoma_ops.upload_queue_payload_bytes_held();
-    END IF;
-    RETURN v_bytes;
   ELSE
-    UPDATE neotoma_ops.upload_queue_payload_bytes AS h
-       SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
-     WHERE h.singleton;
-    IF NOT FOUND THEN
-      -- born now: the payloads this statement sees (its own included) plus every byte given back so far
+    IF p_delta < 0 THEN
+      -- bytes given back: on this backend's shard, never refused, so the singleton's lock is not needed
+      INSERT INTO neotoma_ops.upload_queue_payload_bytes_freed AS f (shard, bytes)
+      VALUES ((pg_catalog.pg_backend_pid() % 8)::smallint, -p_delta)
+      ON CONFLICT (shard) DO UPDATE SET bytes = f.bytes + EXCLUDED.bytes;
+      v_born := EXISTS (SELECT 1 FROM neotoma_ops.upload_queue_payload_bytes AS h WHERE h.singleton);
+    ELSE
+      UPDATE neotoma_ops.upload_queue_payload_bytes AS h
+         SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
+       WHERE h.singleton;
+      v_born := FOUND;
+    END IF;
+    IF NOT v_born THEN
+      -- born now: the payloads this statement sees (its own change done) plus every byte given back (its own
+      -- included), so that the bytes held equal the payloads
       INSERT INTO neotoma_ops.upload_queue_payload_bytes (singleton, bytes)
       SELECT true, (SELECT coalesce(sum(pg_catalog.octet_length(p.content)), 0)::bigint FROM public.upload_queue_payloads AS p)
                  + (SELECT coalesce(sum(f.bytes), 0)::bigint FROM neotoma_ops.upload_queue_payload_bytes_freed AS f)
       ON CONFLICT (singleton) DO NOTHING;
-      IF NOT FOUND THEN
-        -- another statement created it first: add this one's change to it
+      IF NOT FOUND AND p_delta > 0 THEN
+        -- another statement created it first, from a snapshot without this one's payloads: add them to it. (Bytes
+        -- given back need nothing more: that snapshot saw the payloads, and the shard above takes them off.)
         UPDATE neotoma_ops.upload_queue_payload_bytes AS h
            SET bytes = h.bytes + p_delta, updated_at = pg_catalog.now()
          WHERE h.singleton;
       END IF;
     END IF;
-    -- read after the update, holding the singleton's lock: every addition committed before this one and this
-    -- one, less the bytes given back by transactions committed by now (never by ones still running)
+    -- for an addition, read holding the singleton's lock: every addition committed before this one and this one,
+    -- less the bytes given back by transactions committed by now (never by ones still running)
     v_bytes := neotoma_ops.upload_queue_payload_bytes_held();
   END IF;
 
